@@ -7,6 +7,9 @@ use crate::public_key::PublicKeyPem;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{Signer, SigningKey};
+
+/// An Ed25519 public key, re-exported so services need not name the crate.
+pub use ed25519_dalek::VerifyingKey;
 use std::fmt;
 use std::io::Write;
 use std::path::Path;

@@ -1,0 +1,156 @@
+//! The checks of PROTOCOL.md section 7 in their order: (1) shape and limits,
+//! (2) duplicate, (3) sender resolution, (4) `messageHash`, (5)
+//! `messageSign`, (6) the public content and body rules, or the ACL and
+//! objects of a private message. The first failure decides the code.
+
+use crate::node::NodeIdentity;
+use crate::settings::AuthorizerSettings;
+use crate::shape::{self, Kind};
+use crate::{private, public, AuthorizerBackends};
+use pm_models::api::AcceptedEnvelope;
+use pm_models::codec::hash_text;
+use pm_models::envelope::Envelope;
+use pm_models::keys::VerifyingKey;
+use pm_models::records::PersonaRecord;
+use pm_models::seams::{BackendError, ClaimKey, ClaimOutcome, QueuedMessage};
+use pm_models::signed_timestamp::TimestampError;
+use pm_models::time::Micros;
+use pm_models::{PublicKeyPem, Rejection, RejectionCode};
+
+/// An envelope that passed every check: what to claim and who sent it.
+pub struct Approved {
+    pub claims: Vec<ClaimKey>,
+    /// The sender; for a registration, the persona its body describes.
+    pub sender: PersonaRecord,
+}
+
+pub(crate) fn unavailable(e: BackendError) -> Rejection {
+    Rejection::unavailable(&e)
+}
+
+pub(crate) fn timestamp_rejection(e: TimestampError) -> Rejection {
+    match e {
+        TimestampError::Malformed => Rejection::new(RejectionCode::BadTimestamp, "signed timestamp is malformed"),
+        TimestampError::NotNodeSigned => {
+            Rejection::new(RejectionCode::BadTimestamp, "signed timestamp is not signed by this node")
+        }
+        TimestampError::Expired => Rejection::new(RejectionCode::TimestampExpired, "messageSign timestamp is too old"),
+        TimestampError::InFuture => {
+            Rejection::new(RejectionCode::TimestampInFuture, "messageSign timestamp is in the future")
+        }
+    }
+}
+
+/// Runs steps 1–6 without side effects.
+pub async fn check(
+    envelope: &Envelope,
+    now: Micros,
+    node: &NodeIdentity,
+    settings: &AuthorizerSettings,
+    backends: &AuthorizerBackends,
+) -> Result<Approved, Rejection> {
+    // (1) shape and limits
+    let shape = shape::check(envelope, &settings.limits)?;
+
+    // (2) duplicate
+    let hash = envelope.message_hash.as_str();
+    let claimed = backends.claims.holder(&ClaimKey::Message(hash.to_owned())).await.map_err(unavailable)?;
+    if claimed.is_some() || backends.store.message(hash).await.map_err(unavailable)?.is_some() {
+        return Err(Rejection::new(RejectionCode::DuplicateMessage, "messageHash is already stored or claimed"));
+    }
+
+    // (3) sender resolution
+    let (sender_key, sender): (VerifyingKey, Option<PersonaRecord>) = match &shape.kind {
+        Kind::Registration { body, .. } => {
+            if body.public_key.address() != shape.sender {
+                return Err(Rejection::new(
+                    RejectionCode::SenderAddressMismatch,
+                    "sender is not the address of the body's publicKey",
+                ));
+            }
+            (*body.public_key.verifying_key(), None)
+        }
+        _ => {
+            let Some(record) = backends.store.persona(shape.sender.as_str()).await.map_err(unavailable)? else {
+                return Err(Rejection::new(RejectionCode::UnknownSender, "sender is not a registered persona"));
+            };
+            let key = PublicKeyPem::parse_lenient(&record.pubkey)
+                .map_err(|e| unavailable(BackendError::Corrupt(format!("stored pubkey of {}: {e}", record.address))))?;
+            (*key.verifying_key(), Some(record))
+        }
+    };
+
+    // (4) messageHash
+    if hash_text(&envelope.message) != envelope.message_hash {
+        return Err(Rejection::new(RejectionCode::MessageHashMismatch, "messageHash is not the hash of message"));
+    }
+
+    // (5) messageSign: its T, then its signature
+    let t = shape.message_sign.timestamp().map_err(timestamp_rejection)?;
+    t.verify_node_signature(node.verifying_key()).map_err(timestamp_rejection)?;
+    t.check_fresh(now, settings.freshness).map_err(timestamp_rejection)?;
+    shape
+        .message_sign
+        .verify_signature(hash, &sender_key)
+        .map_err(|_| Rejection::new(RejectionCode::BadSignature, "messageSign does not verify with the sender's key"))?;
+
+    // (6) public content and body rules, or ACL and objects
+    let mut claims = vec![ClaimKey::Message(hash.to_owned())];
+    let sender = match &shape.kind {
+        Kind::Invitation { content, body } => {
+            public::check_content(envelope, content, &sender_key, node)?;
+            public::check_invitation(body)?;
+            sender.expect("a non-registration sender was resolved in step 3")
+        }
+        Kind::Registration { content, body } => {
+            public::check_content(envelope, content, &sender_key, node)?;
+            let registration = public::check_registration(body, node, backends).await?;
+            claims.extend(registration.claims);
+            PersonaRecord {
+                address: shape.sender.to_string(),
+                pubkey: body.public_key.as_str().to_owned(),
+                nickname: body.nickname.clone(),
+                created_at: now.to_rfc3339(),
+                registration_hash: Some(hash.to_owned()),
+                invite_hash: Some(body.invite_msg_id.clone()),
+                inviter: Some(registration.inviter),
+            }
+        }
+        Kind::Private => {
+            private::check_acl(envelope, backends).await?;
+            private::check_objects(envelope, &sender_key, node)?;
+            sender.expect("a non-registration sender was resolved in step 3")
+        }
+    };
+    Ok(Approved { claims, sender })
+}
+
+/// Takes the claims and queues the envelope; the loser of a race for a claim
+/// gets the code of the claim it lost.
+pub async fn admit(
+    envelope: Envelope,
+    approved: Approved,
+    now: Micros,
+    backends: &AuthorizerBackends,
+) -> Result<AcceptedEnvelope, Rejection> {
+    let queued = QueuedMessage {
+        message_id: envelope.message_hash.clone(),
+        accepted_at: now,
+        payload: envelope.to_queue_payload(),
+    };
+    match backends.admission.admit(&approved.claims, &queued).await.map_err(unavailable)? {
+        ClaimOutcome::Claimed => Ok(AcceptedEnvelope { envelope, sender: approved.sender, created_at: now.to_rfc3339() }),
+        ClaimOutcome::Conflict(key) => Err(conflict_rejection(&key)),
+    }
+}
+
+pub(crate) fn conflict_rejection(key: &ClaimKey) -> Rejection {
+    match key {
+        ClaimKey::Message(_) => Rejection::new(RejectionCode::DuplicateMessage, "messageHash is already stored or claimed"),
+        ClaimKey::Key(_) => Rejection::new(RejectionCode::PersonaExists, "publicKey is already registered"),
+        ClaimKey::Nickname(_) => Rejection::new(RejectionCode::NicknameTaken, "publicNickname is taken"),
+        ClaimKey::Invite(_) => {
+            Rejection::new(RejectionCode::InviteAlreadyUsed, "inviteMsgID was already used by a registration")
+        }
+    }
+}

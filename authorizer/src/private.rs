@@ -1,0 +1,42 @@
+//! Step 6 for private messages (PROTOCOL.md section 5): the ACL, then the
+//! objects. The node cannot read the content, so it checks only what it can:
+//! every reader is registered, and every container's hash and signature.
+
+use crate::node::NodeIdentity;
+use crate::pipeline::unavailable;
+use crate::AuthorizerBackends;
+use pm_models::codec::hash_text;
+use pm_models::envelope::Envelope;
+use pm_models::keys::VerifyingKey;
+use pm_models::timestamped_signature::TimestampedSignature;
+use pm_models::{Rejection, RejectionCode};
+
+pub async fn check_acl(envelope: &Envelope, backends: &AuthorizerBackends) -> Result<(), Rejection> {
+    if envelope.acl.is_empty() {
+        return Err(Rejection::malformed("ACL must name at least one reader for a private message"));
+    }
+    for rule in &envelope.acl {
+        if backends.store.persona(&rule.reader).await.map_err(unavailable)?.is_none() {
+            return Err(Rejection::new(
+                RejectionCode::UnknownAclReader,
+                format!("ACL reader {} is not a registered persona", rule.reader),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_objects(envelope: &Envelope, sender_key: &VerifyingKey, node: &NodeIdentity) -> Result<(), Rejection> {
+    for (index, object) in envelope.objects.iter().enumerate() {
+        let Some(container) = &object.container else { continue };
+        let bad = |what: &str| Rejection::new(RejectionCode::BadObject, format!("objects[{index}].container: {what}"));
+        if hash_text(&container.object_container) != container.container_hash {
+            return Err(bad("containerHash is not the hash of objectContainer"));
+        }
+        TimestampedSignature::parse(&container.container_sign)
+            .map_err(|_| bad("containerSign is not a timestamped signature"))?
+            .verify(&container.container_hash, sender_key, node.verifying_key())
+            .map_err(|_| bad("containerSign does not verify"))?;
+    }
+    Ok(())
+}
