@@ -35,9 +35,7 @@ impl Address {
     }
 
     pub fn parse(text: &str) -> Result<Self, AddressError> {
-        let bytes = bs58::decode(text)
-            .into_vec()
-            .map_err(|_| AddressError::NotBase58)?;
+        let bytes = bs58::decode(text).into_vec().map_err(|_| AddressError::NotBase58)?;
         if bytes.len() != 26 {
             return Err(AddressError::WrongLength);
         }

@@ -58,11 +58,7 @@ pub struct PageRequest {
 pub trait ReaderApi: Send + Sync {
     async fn persona(&self, query: PersonaQuery) -> Result<Option<PersonaRecord>, Rejection>;
     async fn message(&self, hash: &str) -> Result<Option<MessageRecord>, Rejection>;
-    async fn messages(
-        &self,
-        query: MessageQuery,
-        page: PageRequest,
-    ) -> Result<Vec<MessageRecord>, Rejection>;
+    async fn messages(&self, query: MessageQuery, page: PageRequest) -> Result<Vec<MessageRecord>, Rejection>;
     async fn object(&self, object_hash: &str) -> Result<Option<ObjectEntry>, Rejection>;
     async fn ready(&self) -> Result<(), Rejection>;
 }

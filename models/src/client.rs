@@ -5,8 +5,8 @@
 use crate::address::Address;
 use crate::codec::{b64, hash_text, to_msgpack};
 use crate::content::{
-    dossier_hash, InvitationBody, KeyProof, MessageContent, RegistrationBody, BODY_INVITATION,
-    BODY_REGISTRATION, DOSSIER_SALT_LEN,
+    dossier_hash, InvitationBody, KeyProof, MessageContent, RegistrationBody, BODY_INVITATION, BODY_REGISTRATION,
+    DOSSIER_SALT_LEN,
 };
 use crate::envelope::{AclRule, Envelope, ObjectEntry};
 use crate::invite_name;
@@ -36,29 +36,19 @@ pub struct ContentParts {
 
 impl ContentParts {
     pub fn new(body_type: u64, body: &impl Serialize) -> Self {
-        Self {
-            body_type,
-            body: to_msgpack(body),
-            dossier_salt: random_bytes(),
-        }
+        Self { body_type, body: to_msgpack(body), dossier_salt: random_bytes() }
     }
 }
 
 /// Signs and packs a content; returns the content, its packed bytes and hashes.
-fn seal_content(
-    key: &PersonaKey,
-    parts: &ContentParts,
-    timestamp: &SignedTimestamp,
-) -> (Vec<u8>, String, String) {
+fn seal_content(key: &PersonaKey, parts: &ContentParts, timestamp: &SignedTimestamp) -> (Vec<u8>, String, String) {
     let message_body = b64(&parts.body);
     let body_hash = hash_text(&message_body);
     let content = MessageContent {
         body_type: parts.body_type,
         dossier_salt: b64(parts.dossier_salt),
         message_body,
-        signature: TimestampedSignature::sign(key, &body_hash, timestamp)
-            .as_str()
-            .to_owned(),
+        signature: TimestampedSignature::sign(key, &body_hash, timestamp).as_str().to_owned(),
     };
     let packed = content.pack();
     let dossier = dossier_hash(&parts.dossier_salt, &packed);
@@ -80,9 +70,7 @@ fn envelope(
     Envelope {
         sender: key.address().to_string(),
         message_type,
-        message_sign: TimestampedSignature::sign(key, &message_hash, timestamp)
-            .as_str()
-            .to_owned(),
+        message_sign: TimestampedSignature::sign(key, &message_hash, timestamp).as_str().to_owned(),
         message_hash,
         dossier_hash,
         body_hash,
@@ -93,22 +81,9 @@ fn envelope(
 }
 
 /// A public `REGISTRATION`-family envelope.
-pub fn public_envelope(
-    key: &PersonaKey,
-    parts: &ContentParts,
-    timestamp: &SignedTimestamp,
-) -> Envelope {
+pub fn public_envelope(key: &PersonaKey, parts: &ContentParts, timestamp: &SignedTimestamp) -> Envelope {
     let (packed, body_hash, dossier) = seal_content(key, parts, timestamp);
-    envelope(
-        key,
-        MessageType::Registration,
-        b64(packed),
-        body_hash,
-        dossier,
-        vec![],
-        vec![],
-        timestamp,
-    )
+    envelope(key, MessageType::Registration, b64(packed), body_hash, dossier, vec![], vec![], timestamp)
 }
 
 /// A private envelope: the packed content encrypted with AES-256-GCM under
@@ -126,28 +101,16 @@ pub fn private_envelope(
 ) -> Envelope {
     let (packed, body_hash, dossier) = seal_content(key, parts, timestamp);
     let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(message_key));
-    let encrypted = cipher
-        .encrypt(Nonce::from_slice(nonce), packed.as_slice())
-        .expect("AES-GCM encryption cannot fail");
+    let encrypted =
+        cipher.encrypt(Nonce::from_slice(nonce), packed.as_slice()).expect("AES-GCM encryption cannot fail");
     let message = b64([nonce.as_slice(), &encrypted].concat());
-    envelope(
-        key,
-        message_type,
-        message,
-        body_hash,
-        dossier,
-        acl,
-        objects,
-        timestamp,
-    )
+    envelope(key, message_type, message, body_hash, dossier, acl, objects, timestamp)
 }
 
 /// The ACL rule giving `reader` the message key: sealed to the reader's key.
 pub fn acl_rule_for(reader: &VerifyingKey, message_key: &[u8; 32]) -> AclRule {
     AclRule {
-        reader: crate::public_key::PublicKeyPem::from_key(*reader)
-            .address()
-            .to_string(),
+        reader: crate::public_key::PublicKeyPem::from_key(*reader).address().to_string(),
         key: b64(sealed_box::seal(reader, message_key)),
     }
 }
@@ -177,16 +140,8 @@ pub fn invitation(
         service_offering_id: service_offering_id.to_owned(),
         invite_name: b64(invite_name::encrypt(&invite_key, name)),
     };
-    let envelope = public_envelope(
-        inviter,
-        &ContentParts::new(BODY_INVITATION, &body),
-        timestamp,
-    );
-    Invitation {
-        envelope,
-        invite_key,
-        name: name.to_owned(),
-    }
+    let envelope = public_envelope(inviter, &ContentParts::new(BODY_INVITATION, &body), timestamp);
+    Invitation { envelope, invite_key, name: name.to_owned() }
 }
 
 /// Builds a registration (bodyType 1) of `key` under `nickname`, answering
@@ -200,9 +155,7 @@ pub fn registration(
     node_key: &VerifyingKey,
     timestamp: &SignedTimestamp,
 ) -> Envelope {
-    let proof = to_msgpack(&KeyProof {
-        key: b64(invite_key),
-    });
+    let proof = to_msgpack(&KeyProof { key: b64(invite_key) });
     let body = RegistrationBody {
         public_key: key.public().as_str().to_owned(),
         public_nickname: nickname.to_owned(),

@@ -32,6 +32,11 @@ pub fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> 
     rmp_serde::from_slice(bytes).map_err(|_| CodecError::Msgpack)
 }
 
+/// `base64(SHA-256(bytes))`, e.g. the conventional `objectHash` of an object.
+pub fn sha256_b64(bytes: &[u8]) -> String {
+    b64(Sha256::digest(bytes))
+}
+
 /// `hash(x)` of section 1: base64 of the SHA-256 of the exact UTF-8 bytes.
 pub fn hash_text(text: &str) -> String {
     b64(Sha256::digest(text.as_bytes()))
@@ -131,10 +136,6 @@ mod tests {
         let long = "y".repeat(40);
         let bytes = to_msgpack(&S { a: &long, n: 300 });
         assert_eq!(&bytes[3..5], &[0xd9, 40], "32..=255 bytes is str8");
-        assert_eq!(
-            &bytes[bytes.len() - 3..],
-            &[0xcd, 0x01, 0x2c],
-            "300 is uint16"
-        );
+        assert_eq!(&bytes[bytes.len() - 3..], &[0xcd, 0x01, 0x2c], "300 is uint16");
     }
 }

@@ -84,11 +84,7 @@ impl BodyMap {
 
     /// The value of `key` if it is a non-empty string.
     pub fn non_empty_str(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .and_then(|(_, v)| v.as_str())
-            .filter(|s| !s.is_empty())
+        self.0.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_str()).filter(|s| !s.is_empty())
     }
 }
 
@@ -128,9 +124,7 @@ pub struct KeyProof {
 /// characters, no leading or trailing whitespace.
 pub fn nickname_is_well_formed(nickname: &str) -> bool {
     let count = nickname.chars().count();
-    (1..=64).contains(&count)
-        && !nickname.chars().any(char::is_control)
-        && nickname.trim() == nickname
+    (1..=64).contains(&count) && !nickname.chars().any(char::is_control) && nickname.trim() == nickname
 }
 
 /// The form nicknames are compared in: Unicode lower case.

@@ -45,10 +45,7 @@ pub struct Envelope {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    bound(deserialize = "T: Deserialize<'de>, L: Deserialize<'de> + Default")
-)]
+#[serde(deny_unknown_fields, bound(deserialize = "T: Deserialize<'de>, L: Deserialize<'de> + Default"))]
 struct Wire<T, L> {
     sender: String,
     #[serde(rename = "messageType")]
@@ -71,16 +68,14 @@ struct Wire<T, L> {
 impl Envelope {
     /// Reads the JSON form; `messageType` is the enum name.
     pub fn from_json_value(value: serde_json::Value) -> Result<Self, String> {
-        let wire: Wire<String, Option<Vec<AclRule>>> =
-            serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let wire: Wire<String, Option<Vec<AclRule>>> = serde_json::from_value(value).map_err(|e| e.to_string())?;
         let message_type = MessageType::from_name(&wire.message_type)
             .ok_or_else(|| format!("messageType {:?} is not a message type", wire.message_type))?;
         Ok(Self::from_wire(wire, message_type))
     }
 
     pub fn to_json_value(&self) -> serde_json::Value {
-        serde_json::to_value(self.to_wire(self.message_type.name()))
-            .expect("an envelope always serializes to JSON")
+        serde_json::to_value(self.to_wire(self.message_type.name())).expect("an envelope always serializes to JSON")
     }
 
     /// The queue payload of section 8.

@@ -28,7 +28,5 @@ pub fn decrypt(invite_key: &[u8], blob: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(invite_key));
-    cipher
-        .decrypt(Nonce::from_slice(&blob[..12]), &blob[12..])
-        .ok()
+    cipher.decrypt(Nonce::from_slice(&blob[..12]), &blob[12..]).ok()
 }

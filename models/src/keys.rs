@@ -26,15 +26,9 @@ pub enum KeyFileError {
     #[error("key file {path} already exists; refusing to overwrite it")]
     Exists { path: String },
     #[error("cannot read key file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("cannot write key file {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    Write { path: String, source: std::io::Error },
     #[error("key file {path} is not a PKCS#8 Ed25519 private key")]
     NotEd25519 { path: String },
 }
@@ -54,24 +48,17 @@ impl PersonaKey {
     }
 
     pub fn from_pkcs8_pem(text: &str) -> Option<Self> {
-        SigningKey::from_pkcs8_pem(text)
-            .ok()
-            .map(Self::from_signing)
+        SigningKey::from_pkcs8_pem(text).ok().map(Self::from_signing)
     }
 
     pub fn to_pkcs8_pem(&self) -> String {
-        self.signing
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("an Ed25519 key always encodes as PKCS#8")
-            .to_string()
+        self.signing.to_pkcs8_pem(LineEnding::LF).expect("an Ed25519 key always encodes as PKCS#8").to_string()
     }
 
     pub fn load(path: &Path) -> Result<Self, KeyFileError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| KeyFileError::Read { path: shown.clone(), source })?;
         Self::from_pkcs8_pem(&text).ok_or(KeyFileError::NotEd25519 { path: shown })
     }
 
@@ -86,20 +73,12 @@ impl PersonaKey {
             options.mode(0o600);
         }
         let mut file = options.open(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => KeyFileError::Exists {
-                path: shown.clone(),
-            },
-            _ => KeyFileError::Write {
-                path: shown.clone(),
-                source,
-            },
+            std::io::ErrorKind::AlreadyExists => KeyFileError::Exists { path: shown.clone() },
+            _ => KeyFileError::Write { path: shown.clone(), source },
         })?;
         file.write_all(self.to_pkcs8_pem().as_bytes())
             .and_then(|()| file.sync_all())
-            .map_err(|source| KeyFileError::Write {
-                path: shown,
-                source,
-            })
+            .map_err(|source| KeyFileError::Write { path: shown, source })
     }
 
     /// Loads the key at `path`, or creates it there (mode 0600) if absent.

@@ -14,14 +14,8 @@ pub enum MessageType {
 }
 
 impl MessageType {
-    pub const ALL: [MessageType; 6] = [
-        Self::System,
-        Self::Registration,
-        Self::Assertion,
-        Self::Attestation,
-        Self::Service,
-        Self::Delegation,
-    ];
+    pub const ALL: [MessageType; 6] =
+        [Self::System, Self::Registration, Self::Assertion, Self::Attestation, Self::Service, Self::Delegation];
 
     pub fn code(self) -> u8 {
         self as u8

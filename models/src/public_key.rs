@@ -10,9 +10,7 @@ use std::fmt;
 const BEGIN: &str = "-----BEGIN PUBLIC KEY-----";
 const END: &str = "-----END PUBLIC KEY-----";
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32 key bytes follow.
-const SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
+const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 
 /// A valid Ed25519 public key in its canonical PEM text.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -35,10 +33,7 @@ impl PublicKeyPem {
     pub fn from_key(key: VerifyingKey) -> Self {
         let mut der = SPKI_PREFIX.to_vec();
         der.extend_from_slice(key.as_bytes());
-        Self {
-            text: format!("{BEGIN}\n{}\n{END}", b64(der)),
-            key,
-        }
+        Self { text: format!("{BEGIN}\n{}\n{END}", b64(der)), key }
     }
 
     /// Parses PEM text exactly as it must appear inside signed content.
@@ -54,10 +49,8 @@ impl PublicKeyPem {
     /// trailing newline, normalising it to the canonical text.
     pub fn parse_lenient(text: &str) -> Result<Self, PublicKeyError> {
         let normalised = text.trim().replace("\r\n", "\n");
-        let body = normalised
-            .strip_prefix(BEGIN)
-            .and_then(|rest| rest.strip_suffix(END))
-            .ok_or(PublicKeyError::NotPem)?;
+        let body =
+            normalised.strip_prefix(BEGIN).and_then(|rest| rest.strip_suffix(END)).ok_or(PublicKeyError::NotPem)?;
         let joined: String = body.split('\n').map(str::trim).collect();
         let der = unb64(&joined).map_err(|_| PublicKeyError::NotPem)?;
         if der.len() != 44 || der[..12] != SPKI_PREFIX {

@@ -95,11 +95,7 @@ impl MessageRecord {
     /// The public content, for `REGISTRATION` messages.
     pub fn public_content(&self) -> Option<MessageContent> {
         (self.kind() == Some(MessageType::Registration))
-            .then(|| {
-                MessageContent::decode_public(&self.message)
-                    .ok()
-                    .map(|d| d.content)
-            })
+            .then(|| MessageContent::decode_public(&self.message).ok().map(|d| d.content))
             .flatten()
     }
 
@@ -109,10 +105,7 @@ impl MessageRecord {
         if content.body_type != BODY_REGISTRATION {
             return None;
         }
-        BodyMap::decode(&content.message_body)
-            .ok()?
-            .non_empty_str("inviteMsgID")
-            .map(str::to_owned)
+        BodyMap::decode(&content.message_body).ok()?.non_empty_str("inviteMsgID").map(str::to_owned)
     }
 
     /// The `acl` column: msgpack of the ACL list.

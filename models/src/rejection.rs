@@ -124,10 +124,7 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(code: RejectionCode, error: impl Into<String>) -> Self {
-        Self {
-            code,
-            error: error.into(),
-        }
+        Self { code, error: error.into() }
     }
 
     pub fn malformed(error: impl Into<String>) -> Self {
@@ -141,9 +138,6 @@ impl Rejection {
     /// A backend needed for the decision is down; the cause goes to the log only.
     pub fn unavailable(cause: &dyn std::error::Error) -> Self {
         tracing::warn!(error = %cause, "backend unavailable");
-        Self::new(
-            RejectionCode::Unavailable,
-            "a backend is unavailable; retry later",
-        )
+        Self::new(RejectionCode::Unavailable, "a backend is unavailable; retry later")
     }
 }

@@ -21,7 +21,5 @@ pub fn seal(recipient: &VerifyingKey, plaintext: &[u8]) -> Vec<u8> {
 /// Opens a sealed box with `key`; `None` when it was not sealed to this key
 /// or was tampered with.
 pub fn open(key: &PersonaKey, sealed: &[u8]) -> Option<Vec<u8>> {
-    crypto_box::SecretKey::from(key.x25519_secret())
-        .unseal(sealed)
-        .ok()
+    crypto_box::SecretKey::from(key.x25519_secret()).unseal(sealed).ok()
 }

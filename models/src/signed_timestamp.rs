@@ -47,10 +47,7 @@ pub struct Freshness {
 
 impl Default for Freshness {
     fn default() -> Self {
-        Self {
-            max_age: Duration::from_secs(420),
-            max_skew: Duration::from_secs(30),
-        }
+        Self { max_age: Duration::from_secs(420), max_skew: Duration::from_secs(30) }
     }
 }
 
@@ -59,14 +56,10 @@ impl SignedTimestamp {
     pub fn issue(node: &PersonaKey, now: Micros) -> Self {
         let ts = now.to_timestamp_string();
         let signature = node.sign(ts.as_bytes());
-        let wire = Wire {
-            signature: b64(signature),
-            timestamp: ts.clone(),
-        };
+        let wire = Wire { signature: b64(signature), timestamp: ts.clone() };
         Self {
             text: b64(to_msgpack(&wire)),
-            timestamp: TimestampString::parse(&ts)
-                .expect("the node writes valid timestamp strings"),
+            timestamp: TimestampString::parse(&ts).expect("the node writes valid timestamp strings"),
             signature,
         }
     }
@@ -74,25 +67,16 @@ impl SignedTimestamp {
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
         let bytes = unb64(text).map_err(|_| TimestampError::Malformed)?;
         let wire: Wire = from_msgpack(&bytes).map_err(|_| TimestampError::Malformed)?;
-        let signature: [u8; 64] = unb64(&wire.signature)
-            .ok()
-            .and_then(|s| s.try_into().ok())
-            .ok_or(TimestampError::Malformed)?;
+        let signature: [u8; 64] =
+            unb64(&wire.signature).ok().and_then(|s| s.try_into().ok()).ok_or(TimestampError::Malformed)?;
         let timestamp = TimestampString::parse(&wire.timestamp).ok_or(TimestampError::Malformed)?;
-        Ok(Self {
-            text: text.to_owned(),
-            timestamp,
-            signature,
-        })
+        Ok(Self { text: text.to_owned(), timestamp, signature })
     }
 
     /// Checks that the node key signed the ASCII bytes of the timestamp string.
     pub fn verify_node_signature(&self, node: &VerifyingKey) -> Result<(), TimestampError> {
-        node.verify_strict(
-            self.timestamp.as_str().as_bytes(),
-            &Signature::from_bytes(&self.signature),
-        )
-        .map_err(|_| TimestampError::NotNodeSigned)
+        node.verify_strict(self.timestamp.as_str().as_bytes(), &Signature::from_bytes(&self.signature))
+            .map_err(|_| TimestampError::NotNodeSigned)
     }
 
     /// Checks the freshness window of section 3 against `now`, bounds inclusive.

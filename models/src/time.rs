@@ -12,9 +12,7 @@ pub struct Micros(pub i64);
 
 impl Micros {
     pub fn now() -> Self {
-        let d = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("the clock is after 1970");
+        let d = SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is after 1970");
         Self(d.as_micros() as i64)
     }
 
@@ -28,11 +26,7 @@ impl Micros {
 
     /// The timestamp string the node writes: exactly six decimals.
     pub fn to_timestamp_string(self) -> String {
-        format!(
-            "{}.{:06}",
-            self.0.div_euclid(1_000_000),
-            self.0.rem_euclid(1_000_000)
-        )
+        format!("{}.{:06}", self.0.div_euclid(1_000_000), self.0.rem_euclid(1_000_000))
     }
 
     /// RFC 3339 UTC with exactly six fractional digits and `Z`.
@@ -56,8 +50,7 @@ impl Micros {
         if bytes.len() != 27 || bytes[26] != b'Z' || bytes[19] != b'.' {
             return None;
         }
-        let dt =
-            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+        let dt = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
         let micros = dt.unix_timestamp_nanos() / 1000;
         let parsed = Self(i64::try_from(micros).ok()?);
         (parsed.to_rfc3339() == text).then_some(parsed)
@@ -90,9 +83,7 @@ impl TimestampString {
             Some((w, f)) => (w, Some(f)),
             None => (text, None),
         };
-        let digits = |s: &str, max: usize| {
-            !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
-        };
+        let digits = |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
         if !digits(whole, 12) || !frac.map_or(true, |f| digits(f, 9)) {
             return None;
         }
@@ -101,10 +92,7 @@ impl TimestampString {
             Some(f) => format!("{f:0<9}").parse().ok()?,
             None => 0,
         };
-        Some(Self {
-            text: text.to_owned(),
-            nanos: secs * 1_000_000_000 + frac_nanos,
-        })
+        Some(Self { text: text.to_owned(), nanos: secs * 1_000_000_000 + frac_nanos })
     }
 
     pub fn as_str(&self) -> &str {
@@ -138,13 +126,7 @@ impl Day {
 
 impl fmt::Display for Day {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:04}-{:02}-{:02}",
-            self.0.year(),
-            u8::from(self.0.month()),
-            self.0.day()
-        )
+        write!(f, "{:04}-{:02}-{:02}", self.0.year(), u8::from(self.0.month()), self.0.day())
     }
 }
 
@@ -154,14 +136,8 @@ mod tests {
 
     #[test]
     fn node_timestamps_have_exactly_six_decimals() {
-        assert_eq!(
-            Micros(1_700_000_000_123_456).to_timestamp_string(),
-            "1700000000.123456"
-        );
-        assert_eq!(
-            Micros(1_700_000_000_000_001).to_timestamp_string(),
-            "1700000000.000001"
-        );
+        assert_eq!(Micros(1_700_000_000_123_456).to_timestamp_string(), "1700000000.123456");
+        assert_eq!(Micros(1_700_000_000_000_001).to_timestamp_string(), "1700000000.000001");
     }
 
     #[test]
@@ -170,34 +146,15 @@ mod tests {
         assert_eq!(m.to_rfc3339(), "2023-11-14T22:13:20.123456Z");
         assert_eq!(Micros::parse_rfc3339(&m.to_rfc3339()), Some(m));
         assert_eq!(Micros::parse_rfc3339("2023-11-14T22:13:20Z"), None);
-        assert_eq!(
-            Micros::parse_rfc3339("2023-11-14T22:13:20.123456+00:00"),
-            None
-        );
+        assert_eq!(Micros::parse_rfc3339("2023-11-14T22:13:20.123456+00:00"), None);
     }
 
     #[test]
     fn timestamp_strings_follow_the_contract_pattern() {
-        assert_eq!(
-            TimestampString::parse("1700000000.5").unwrap().nanos(),
-            1_700_000_000_500_000_000
-        );
+        assert_eq!(TimestampString::parse("1700000000.5").unwrap().nanos(), 1_700_000_000_500_000_000);
         assert!(TimestampString::parse("1700000000").is_some());
-        for bad in [
-            "",
-            ".5",
-            "1.",
-            "1.1234567890",
-            "1234567890123",
-            "-1",
-            "1e9",
-            " 1",
-            "1,5",
-        ] {
-            assert!(
-                TimestampString::parse(bad).is_none(),
-                "{bad:?} must be refused"
-            );
+        for bad in ["", ".5", "1.", "1.1234567890", "1234567890123", "-1", "1e9", " 1", "1,5"] {
+            assert!(TimestampString::parse(bad).is_none(), "{bad:?} must be refused");
         }
     }
 

@@ -47,42 +47,24 @@ pub enum SignatureError {
 
 /// The bytes a timestamped signature signs.
 pub fn signed_payload(hash: &str, timestamp: &str) -> Vec<u8> {
-    to_msgpack(&Payload {
-        message_hash: hash,
-        timestamp,
-    })
+    to_msgpack(&Payload { message_hash: hash, timestamp })
 }
 
 impl TimestampedSignature {
     /// Signs hash string `hash` with `key`, using the node-issued `timestamp`.
     pub fn sign(key: &PersonaKey, hash: &str, timestamp: &SignedTimestamp) -> Self {
         let signature = key.sign(&signed_payload(hash, timestamp.as_str()));
-        let wire = Wire {
-            signature: b64(signature),
-            timestamp: timestamp.as_str().to_owned(),
-        };
-        Self {
-            text: b64(to_msgpack(&wire)),
-            signature_b64: wire.signature,
-            signature,
-            timestamp_text: wire.timestamp,
-        }
+        let wire = Wire { signature: b64(signature), timestamp: timestamp.as_str().to_owned() };
+        Self { text: b64(to_msgpack(&wire)), signature_b64: wire.signature, signature, timestamp_text: wire.timestamp }
     }
 
     /// Decodes the outer structure; the inner `T` is decoded by [`Self::timestamp`].
     pub fn parse(text: &str) -> Result<Self, SignatureError> {
         let bytes = unb64(text).map_err(|_| SignatureError::Malformed)?;
         let wire: Wire = from_msgpack(&bytes).map_err(|_| SignatureError::Malformed)?;
-        let signature: [u8; 64] = unb64(&wire.signature)
-            .ok()
-            .and_then(|s| s.try_into().ok())
-            .ok_or(SignatureError::Malformed)?;
-        Ok(Self {
-            text: text.to_owned(),
-            signature_b64: wire.signature,
-            signature,
-            timestamp_text: wire.timestamp,
-        })
+        let signature: [u8; 64] =
+            unb64(&wire.signature).ok().and_then(|s| s.try_into().ok()).ok_or(SignatureError::Malformed)?;
+        Ok(Self { text: text.to_owned(), signature_b64: wire.signature, signature, timestamp_text: wire.timestamp })
     }
 
     /// The `T` inside, decoded; a `T` that does not decode is a timestamp error.
@@ -92,26 +74,14 @@ impl TimestampedSignature {
 
     /// Checks the signer's signature over the payload rebuilt from the claimed
     /// `hash` (strict verification: no non-canonical signatures, no weak keys).
-    pub fn verify_signature(
-        &self,
-        hash: &str,
-        signer: &VerifyingKey,
-    ) -> Result<(), SignatureError> {
+    pub fn verify_signature(&self, hash: &str, signer: &VerifyingKey) -> Result<(), SignatureError> {
         signer
-            .verify_strict(
-                &signed_payload(hash, &self.timestamp_text),
-                &Signature::from_bytes(&self.signature),
-            )
+            .verify_strict(&signed_payload(hash, &self.timestamp_text), &Signature::from_bytes(&self.signature))
             .map_err(|_| SignatureError::BadSignature)
     }
 
     /// Full check of a `T` that needs no freshness: node-signed, then the signature.
-    pub fn verify(
-        &self,
-        hash: &str,
-        signer: &VerifyingKey,
-        node: &VerifyingKey,
-    ) -> Result<(), SignatureError> {
+    pub fn verify(&self, hash: &str, signer: &VerifyingKey, node: &VerifyingKey) -> Result<(), SignatureError> {
         self.timestamp()?.verify_node_signature(node)?;
         self.verify_signature(hash, signer)
     }

@@ -45,11 +45,7 @@ fn vector_t(p: &Value) -> SignedTimestamp {
 #[test]
 fn rsa_addresses_of_the_earlier_deployment_are_reproduced() {
     let a = load("address.json");
-    let cases = a["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(a["extra_cases"].as_array().unwrap());
+    let cases = a["cases"].as_array().unwrap().iter().chain(a["extra_cases"].as_array().unwrap());
     let mut checked = 0;
     for case in cases {
         let pem = s(&case["pem"]);
@@ -61,12 +57,7 @@ fn rsa_addresses_of_the_earlier_deployment_are_reproduced() {
             let prefix: Vec<u8> = serde_json::from_value(case["prefix"].clone()).unwrap();
             let raw = encode_with_prefix([prefix[0], prefix[1]], pem);
             assert_eq!(raw, s(&case["address_if_unvalidated"]), "{}", case["name"]);
-            assert_eq!(
-                Address::parse(&raw),
-                Err(AddressError::WrongPrefix),
-                "{}",
-                case["name"]
-            );
+            assert_eq!(Address::parse(&raw), Err(AddressError::WrongPrefix), "{}", case["name"]);
         }
         checked += 1;
     }
@@ -78,10 +69,7 @@ fn ed25519_addresses_hash_the_one_line_spki_pem() {
     let a = load("address.json");
     for case in a["ed25519_cases"].as_array().unwrap() {
         let key = PersonaKey::from_seed(seed(&case["seed_hex"]));
-        assert_eq!(
-            key.public().verifying_key().as_bytes().to_vec(),
-            unhex(&case["public_key_hex"])
-        );
+        assert_eq!(key.public().verifying_key().as_bytes().to_vec(), unhex(&case["public_key_hex"]));
         assert_eq!(key.public().as_str(), s(&case["pem"]));
         assert_eq!(key.address().as_str(), s(&case["address"]));
     }
@@ -91,14 +79,8 @@ fn ed25519_addresses_hash_the_one_line_spki_pem() {
 fn addresses_with_a_bad_checksum_or_length_are_refused() {
     let good = "2n3siETnMbUYj9uwMUXrwx66dM1zbpHiNTw";
     assert!(Address::parse(good).is_ok());
-    assert_eq!(
-        Address::parse("2n3siETnMbUYj9uwMUXrwx66dM1zbpHiNTx"),
-        Err(AddressError::BadChecksum)
-    );
-    assert_eq!(
-        Address::parse("2n3siETnMbUYj9uwMUXrwx66dM1zbpHiNT"),
-        Err(AddressError::WrongLength)
-    );
+    assert_eq!(Address::parse("2n3siETnMbUYj9uwMUXrwx66dM1zbpHiNTx"), Err(AddressError::BadChecksum));
+    assert_eq!(Address::parse("2n3siETnMbUYj9uwMUXrwx66dM1zbpHiNT"), Err(AddressError::WrongLength));
     assert_eq!(Address::parse("0OIl"), Err(AddressError::NotBase58));
 }
 
@@ -108,24 +90,15 @@ fn persona_keys_give_the_vector_pem_wire_form_and_address() {
     for who in ["node", "genesis", "alice"] {
         let k = key(&p, who);
         let v = &p["keys"][who];
-        assert_eq!(
-            k.public().verifying_key().as_bytes().to_vec(),
-            unhex(&v["public_key_hex"])
-        );
+        assert_eq!(k.public().verifying_key().as_bytes().to_vec(), unhex(&v["public_key_hex"]));
         assert_eq!(k.public().as_str(), s(&v["pem"]));
         assert_eq!(k.public().to_wire(), s(&v["pubkey_wire"]));
         assert_eq!(k.address().as_str(), s(&v["address"]));
-        assert_eq!(
-            PublicKeyPem::parse_wire(s(&v["pubkey_wire"])).unwrap(),
-            *k.public()
-        );
+        assert_eq!(PublicKeyPem::parse_wire(s(&v["pubkey_wire"])).unwrap(), *k.public());
         assert_eq!(PublicKeyPem::parse_wire(s(&v["pem"])).unwrap(), *k.public());
         let crlf = format!("  {}\r\n", s(&v["pem"]).replace('\n', "\r\n"));
         assert_eq!(PublicKeyPem::parse_lenient(&crlf).unwrap(), *k.public());
-        assert!(
-            PublicKeyPem::parse_exact(&crlf).is_err(),
-            "signed content needs the exact text"
-        );
+        assert!(PublicKeyPem::parse_exact(&crlf).is_err(), "signed content needs the exact text");
     }
 }
 
@@ -147,12 +120,8 @@ fn the_node_signs_timestamps_byte_for_byte() {
     assert_eq!(t.as_str(), s(&v["T"]));
     assert_eq!(unb64(t.as_str()).unwrap(), unhex(&v["msgpack_hex"]));
     let parsed = SignedTimestamp::parse(s(&v["T"])).unwrap();
-    parsed
-        .verify_node_signature(node.public().verifying_key())
-        .unwrap();
-    assert!(parsed
-        .verify_node_signature(key(&p, "genesis").public().verifying_key())
-        .is_err());
+    parsed.verify_node_signature(node.public().verifying_key()).unwrap();
+    assert!(parsed.verify_node_signature(key(&p, "genesis").public().verifying_key()).is_err());
 }
 
 #[test]
@@ -174,38 +143,22 @@ fn timestamped_signatures_are_byte_exact() {
     let v = &p["timestamped_signature"];
     let genesis = key(&p, "genesis");
     let t = SignedTimestamp::parse(s(&v["T"])).unwrap();
-    assert_eq!(
-        signed_payload(s(&v["H"]), s(&v["T"])),
-        unhex(&v["payload_hex"])
-    );
+    assert_eq!(signed_payload(s(&v["H"]), s(&v["T"])), unhex(&v["payload_hex"]));
     let sig = TimestampedSignature::sign(&genesis, s(&v["H"]), &t);
     assert_eq!(sig.as_str(), s(&v["S"]));
     assert_eq!(unb64(sig.as_str()).unwrap(), unhex(&v["S_msgpack_hex"]));
     let parsed = TimestampedSignature::parse(s(&v["S"])).unwrap();
     let node = key(&p, "node");
-    parsed
-        .verify(
-            s(&v["H"]),
-            genesis.public().verifying_key(),
-            node.public().verifying_key(),
-        )
-        .unwrap();
-    assert!(parsed
-        .verify_signature("another hash", genesis.public().verifying_key())
-        .is_err());
-    assert!(parsed
-        .verify_signature(s(&v["H"]), key(&p, "alice").public().verifying_key())
-        .is_err());
+    parsed.verify(s(&v["H"]), genesis.public().verifying_key(), node.public().verifying_key()).unwrap();
+    assert!(parsed.verify_signature("another hash", genesis.public().verifying_key()).is_err());
+    assert!(parsed.verify_signature(s(&v["H"]), key(&p, "alice").public().verifying_key()).is_err());
 }
 
 #[test]
 fn the_node_x25519_key_is_the_birational_image_of_its_ed25519_key() {
     let p = load("protocol.json");
     let node = key(&p, "node");
-    assert_eq!(
-        sealed_box::x25519_public(node.public().verifying_key()).to_vec(),
-        unhex(&p["node_x25519_public_hex"])
-    );
+    assert_eq!(sealed_box::x25519_public(node.public().verifying_key()).to_vec(), unhex(&p["node_x25519_public_hex"]));
 }
 
 #[test]
@@ -216,10 +169,7 @@ fn invitation_vector_is_rebuilt_exactly() {
     let nonce: [u8; 12] = unhex(&v["nonce_hex"]).try_into().unwrap();
     let name = invite_name::encrypt_with_nonce(&invite_key, &nonce, s(&v["name"]));
     assert_eq!(pm_models::codec::b64(&name), s(&v["inviteName"]));
-    assert_eq!(
-        invite_name::decrypt(&invite_key, &name).unwrap(),
-        s(&v["name"]).as_bytes()
-    );
+    assert_eq!(invite_name::decrypt(&invite_key, &name).unwrap(), s(&v["name"]).as_bytes());
     assert!(invite_name::decrypt(&[9u8; 32], &name).is_none());
 
     let body: InvitationBody = serde_json::from_value(v["body"].clone()).unwrap();
@@ -232,10 +182,7 @@ fn invitation_vector_is_rebuilt_exactly() {
     let built = public_envelope(&key(&p, "genesis"), &parts, &vector_t(&p));
     let content: MessageContent = serde_json::from_value(v["content"].clone()).unwrap();
     assert_eq!(content.pack(), unhex(&v["content_msgpack_hex"]));
-    assert_eq!(
-        built,
-        Envelope::from_json_value(v["envelope"].clone()).unwrap()
-    );
+    assert_eq!(built, Envelope::from_json_value(v["envelope"].clone()).unwrap());
     assert_eq!(built.to_json_value(), v["envelope"]);
 }
 
@@ -247,10 +194,7 @@ fn registration_vector_is_rebuilt_and_its_boxes_open_under_the_node_key() {
     let proof = sealed_box::open(&node, &unb64(s(&v["keyProof"])).unwrap()).unwrap();
     assert_eq!(proof, unhex(&v["keyProof_plaintext_hex"]));
     let proof: KeyProof = from_msgpack(&proof).unwrap();
-    assert_eq!(
-        unb64(&proof.key).unwrap(),
-        unhex(&p["invitation"]["invite_key_hex"])
-    );
+    assert_eq!(unb64(&proof.key).unwrap(), unhex(&p["invitation"]["invite_key_hex"]));
     let name = sealed_box::open(&node, &unb64(s(&v["sealed_inviteName"])).unwrap()).unwrap();
     assert_eq!(name, s(&v["sealed_inviteName_plaintext"]).as_bytes());
     assert!(sealed_box::open(&key(&p, "alice"), &unb64(s(&v["keyProof"])).unwrap()).is_none());
@@ -299,22 +243,10 @@ fn assertion_vector_is_rebuilt_with_its_queue_payload_and_columns() {
     assert_eq!(built, envelope);
     let content: MessageContent = serde_json::from_value(v["content"].clone()).unwrap();
     assert_eq!(content.pack(), unhex(&v["content_msgpack_hex"]));
-    assert_eq!(
-        envelope.to_queue_payload(),
-        unhex(&v["queue_payload_msgpack_hex"])
-    );
-    assert_eq!(
-        Envelope::from_queue_payload(&unhex(&v["queue_payload_msgpack_hex"])).unwrap(),
-        envelope
-    );
-    assert_eq!(
-        to_msgpack(&envelope.acl),
-        unhex(&v["acl_column_msgpack_hex"])
-    );
-    assert_eq!(
-        to_msgpack(&envelope.objects),
-        unhex(&v["objects_column_msgpack_hex"])
-    );
+    assert_eq!(envelope.to_queue_payload(), unhex(&v["queue_payload_msgpack_hex"]));
+    assert_eq!(Envelope::from_queue_payload(&unhex(&v["queue_payload_msgpack_hex"])).unwrap(), envelope);
+    assert_eq!(to_msgpack(&envelope.acl), unhex(&v["acl_column_msgpack_hex"]));
+    assert_eq!(to_msgpack(&envelope.objects), unhex(&v["objects_column_msgpack_hex"]));
     let container = envelope.objects[0].container.as_ref().unwrap();
     let sign = TimestampedSignature::parse(&container.container_sign).unwrap();
     sign.verify(

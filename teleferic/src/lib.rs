@@ -1,1 +1,92 @@
-//! placeholder
+//! Peer Mountain's gateway (`teleferic`): the public GraphQL API of
+//! PROTOCOL.md section 10, served over HTTP. Its one job is to translate:
+//! GraphQL requests become calls on the authorizer ([`AuthorizerApi`]) and
+//! the reader ([`ReaderApi`]), and their answers and refusals become GraphQL
+//! responses, with the contract's code in every error's `extensions.code`.
+//!
+//! The gateway holds no state and validates no content of its own, beyond
+//! the `persona` query's one-argument rule and the request size limit
+//! (section 5: 4 MiB by default, answered with HTTP 413 and a
+//! `PAYLOAD_TOO_LARGE` GraphQL error). It binds nothing itself: [`Gateway::run`]
+//! serves on a listener the caller bound, so tests bind port 0.
+
+mod errors;
+mod http;
+mod scalars;
+mod schema;
+
+use actix_web::{web, App, HttpServer};
+use pm_models::api::{AuthorizerApi, ReaderApi};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+pub use errors::{graphql_error, CODE_EXTENSION};
+pub use schema::GatewaySchema;
+
+/// Settings of the gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewaySettings {
+    /// A request body is not read past this many bytes (section 5).
+    pub max_request_bytes: usize,
+    /// The URL browsers reach the GraphQL endpoint at, when it differs from
+    /// this server's `/teleferic` (behind a proxy); GraphiQL sends its
+    /// queries there. `None`: the relative `/teleferic`.
+    pub public_url: Option<String>,
+}
+
+impl GatewaySettings {
+    /// 4 MiB, section 5's default.
+    pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self { max_request_bytes: Self::DEFAULT_MAX_REQUEST_BYTES, public_url: None }
+    }
+}
+
+/// The gateway: its schema and the services behind it, ready to serve.
+#[derive(Clone)]
+pub struct Gateway {
+    state: web::Data<http::GatewayState>,
+}
+
+impl Gateway {
+    pub fn new(authorizer: Arc<dyn AuthorizerApi>, reader: Arc<dyn ReaderApi>, settings: GatewaySettings) -> Self {
+        let services = schema::Services { authorizer, reader };
+        let state = http::GatewayState { schema: schema::build_schema(services.clone()), services, settings };
+        Self { state: web::Data::new(state) }
+    }
+
+    /// The schema in GraphQL SDL, as clients see it.
+    pub fn sdl(&self) -> String {
+        self.state.schema.sdl()
+    }
+
+    /// Mounts the gateway's routes (`/teleferic`, `/healthz`, `/readyz`) on an
+    /// actix-web app, for a caller that builds its own `App`.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.state.clone())
+            .service(
+                web::resource("/teleferic")
+                    .route(web::get().to(http::graphql_get))
+                    .route(web::post().to(http::graphql_post)),
+            )
+            .route("/healthz", web::get().to(http::healthz))
+            .route("/readyz", web::get().to(http::readyz));
+    }
+
+    /// Serves on an already-bound listener. The returned server runs once
+    /// awaited (or spawned); stop it through its [`actix_web::dev::ServerHandle`].
+    pub fn run(self, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+        let address = listener.local_addr()?;
+        let server = HttpServer::new(move || {
+            let gateway = self.clone();
+            App::new().configure(move |cfg| gateway.configure(cfg))
+        })
+        .listen(listener)?
+        .run();
+        tracing::info!(%address, "gateway listening");
+        Ok(server)
+    }
+}

@@ -51,7 +51,11 @@ pub async fn ensure_persona(
     }
     if let ClaimOutcome::Conflict(key) = claims.claim(&keys, &by).await? {
         let holder = claims.holder(&key).await?.unwrap_or_default();
-        return Err(BootstrapError::Claimed { claim: key.row_key(), holder });
+        // Claims are taken together, so an earlier run that stopped before
+        // the store write holds all of them: carry on where it stopped.
+        if holder != by {
+            return Err(BootstrapError::Claimed { claim: key.row_key(), holder });
+        }
     }
     let record = PersonaRecord {
         address,

@@ -77,7 +77,8 @@ async fn registered_persona(
     }
     let body = BodyMap::decode(&content.message_body).map_err(|_| permanent("messageBody is not a msgpack map"))?;
     let field = |key: &str| body.non_empty_str(key).ok_or_else(|| permanent(format!("registration body lacks {key}")));
-    let public_key = PublicKeyPem::parse_exact(field("publicKey")?).map_err(|e| permanent(format!("publicKey: {e}")))?;
+    let public_key =
+        PublicKeyPem::parse_exact(field("publicKey")?).map_err(|e| permanent(format!("publicKey: {e}")))?;
     let invite_hash = field("inviteMsgID")?.to_owned();
     let inviter = store.message(&invite_hash).await.map_err(PlanError::Transient)?.map(|m| m.persona_sender);
     Ok(Some(PersonaRecord {

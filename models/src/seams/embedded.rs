@@ -30,6 +30,11 @@ const BY_DATE: TableDefinition<(i64, &str), ()> = TableDefinition::new("index_da
 const CLAIM: TableDefinition<&str, &str> = TableDefinition::new("claim");
 const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
 const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_dead");
+/// Counters that must never go back, e.g. the queue sequence: a drained
+/// queue must not hand out a number its consumer has already passed.
+const COUNTER: TableDefinition<&str, u64> = TableDefinition::new("counter");
+const QUEUE_SEQUENCE: &str = "queue";
+const DEAD_SEQUENCE: &str = "queue_dead";
 
 /// One redb file holding every table; cheap to clone.
 #[derive(Clone)]
@@ -77,12 +82,10 @@ impl EmbeddedBackend {
             txn.open_table(CLAIM).map_err(unavailable)?;
             txn.open_table(QUEUE).map_err(unavailable)?;
             txn.open_table(DEAD).map_err(unavailable)?;
+            txn.open_table(COUNTER).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
-        Ok(Self {
-            db: Arc::new(db),
-            published: Arc::new(Notify::new()),
-        })
+        Ok(Self { db: Arc::new(db), published: Arc::new(Notify::new()) })
     }
 
     /// Runs blocking redb work off the async worker threads.
@@ -91,42 +94,26 @@ impl EmbeddedBackend {
         work: impl FnOnce(&Database) -> Result<T, BackendError> + Send + 'static,
     ) -> Result<T, BackendError> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || work(&db))
-            .await
-            .map_err(unavailable)?
+        tokio::task::spawn_blocking(move || work(&db)).await.map_err(unavailable)?
     }
 
     /// How many messages wait in the queue and how many were dead-lettered.
     pub async fn queue_depth(&self) -> Result<(u64, u64), BackendError> {
         self.blocking(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
-            let queued = txn
-                .open_table(QUEUE)
-                .map_err(unavailable)?
-                .len()
-                .map_err(unavailable)?;
-            let dead = txn
-                .open_table(DEAD)
-                .map_err(unavailable)?
-                .len()
-                .map_err(unavailable)?;
+            let queued = txn.open_table(QUEUE).map_err(unavailable)?.len().map_err(unavailable)?;
+            let dead = txn.open_table(DEAD).map_err(unavailable)?.len().map_err(unavailable)?;
             Ok((queued, dead))
         })
         .await
     }
 }
 
-fn claim_in(
-    table: &mut redb::Table<&str, &str>,
-    keys: &[ClaimKey],
-    by: &str,
-) -> Result<ClaimOutcome, BackendError> {
+fn claim_in(table: &mut redb::Table<&str, &str>, keys: &[ClaimKey], by: &str) -> Result<ClaimOutcome, BackendError> {
     let rows: Vec<String> = keys.iter().map(ClaimKey::row_key).collect();
     for (key, row) in keys.iter().zip(&rows) {
-        if let Some(holder) = table.get(row.as_str()).map_err(unavailable)? {
-            if holder.value() != by {
-                return Ok(ClaimOutcome::Conflict(key.clone()));
-            }
+        if table.get(row.as_str()).map_err(unavailable)?.is_some() {
+            return Ok(ClaimOutcome::Conflict(key.clone()));
         }
     }
     for row in &rows {
@@ -135,26 +122,23 @@ fn claim_in(
     Ok(ClaimOutcome::Claimed)
 }
 
-fn next_sequence(table: &redb::Table<u64, &[u8]>) -> Result<u64, BackendError> {
-    Ok(table
-        .last()
-        .map_err(unavailable)?
-        .map_or(1, |(k, _)| k.value() + 1))
+/// Takes the next number of the named sequence, inside the caller's transaction.
+fn next_sequence(txn: &redb::WriteTransaction, name: &str) -> Result<u64, BackendError> {
+    let mut counters = txn.open_table(COUNTER).map_err(unavailable)?;
+    let next = counters.get(name).map_err(unavailable)?.map_or(1, |v| v.value() + 1);
+    counters.insert(name, next).map_err(unavailable)?;
+    Ok(next)
 }
 
-fn enqueue_in(
-    table: &mut redb::Table<u64, &[u8]>,
-    message: &QueuedMessage,
-) -> Result<(), BackendError> {
-    let seq = next_sequence(table)?;
+fn enqueue_in(txn: &redb::WriteTransaction, message: &QueuedMessage) -> Result<(), BackendError> {
+    let seq = next_sequence(txn, QUEUE_SEQUENCE)?;
     let stored = StoredQueued {
         message_id: message.message_id.clone(),
         accepted_at: message.accepted_at.0,
         payload: message.payload.clone(),
     };
-    table
-        .insert(seq, to_msgpack(&stored).as_slice())
-        .map_err(unavailable)?;
+    let mut table = txn.open_table(QUEUE).map_err(unavailable)?;
+    table.insert(seq, to_msgpack(&stored).as_slice()).map_err(unavailable)?;
     Ok(())
 }
 
@@ -179,8 +163,7 @@ impl RecordStore for EmbeddedBackend {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(PERSONA).map_err(unavailable)?;
             let row = table.get(address.as_str()).map_err(unavailable)?;
-            row.map(|v| from_msgpack(v.value()).map_err(corrupt))
-                .transpose()
+            row.map(|v| from_msgpack(v.value()).map_err(corrupt)).transpose()
         })
         .await
     }
@@ -204,15 +187,13 @@ impl RecordStore for EmbeddedBackend {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(MESSAGE).map_err(unavailable)?;
             let row = table.get(hash.as_str()).map_err(unavailable)?;
-            row.map(|v| from_msgpack(v.value()).map_err(corrupt))
-                .transpose()
+            row.map(|v| from_msgpack(v.value()).map_err(corrupt)).transpose()
         })
         .await
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
-        self.blocking(|db| db.begin_read().map(drop).map_err(unavailable))
-            .await
+        self.blocking(|db| db.begin_read().map(drop).map_err(unavailable)).await
     }
 }
 
@@ -230,23 +211,14 @@ impl MessageKeys {
     fn of(message: &MessageRecord) -> Result<Self, BackendError> {
         let micros = message
             .created_at_micros()
-            .ok_or_else(|| {
-                corrupt(format!(
-                    "created_at {:?} is not an RFC 3339 date",
-                    message.created_at
-                ))
-            })?
+            .ok_or_else(|| corrupt(format!("created_at {:?} is not an RFC 3339 date", message.created_at)))?
             .0;
         Ok(Self {
             micros,
             hash: message.hash.clone(),
             sender: message.persona_sender.clone(),
             readers: message.acl.iter().map(|r| r.reader.clone()).collect(),
-            objects: message
-                .objects
-                .iter()
-                .map(|o| o.object_hash.clone())
-                .collect(),
+            objects: message.objects.iter().map(|o| o.object_hash.clone()).collect(),
             containers: message
                 .objects
                 .iter()
@@ -281,20 +253,13 @@ impl SearchIndex for EmbeddedBackend {
                     .map_err(unavailable)?
                     .insert((keys.sender.as_str(), m, h), ())
                     .map_err(unavailable)?;
-                txn.open_table(BY_DATE)
-                    .map_err(unavailable)?
-                    .insert((m, h), ())
-                    .map_err(unavailable)?;
-                for (listing, values) in [
-                    (BY_READER, &keys.readers),
-                    (BY_OBJECT, &keys.objects),
-                    (BY_CONTAINER, &keys.containers),
-                ] {
+                txn.open_table(BY_DATE).map_err(unavailable)?.insert((m, h), ()).map_err(unavailable)?;
+                for (listing, values) in
+                    [(BY_READER, &keys.readers), (BY_OBJECT, &keys.objects), (BY_CONTAINER, &keys.containers)]
+                {
                     let mut table = txn.open_table(listing).map_err(unavailable)?;
                     for value in values {
-                        table
-                            .insert((value.as_str(), m, h), ())
-                            .map_err(unavailable)?;
+                        table.insert((value.as_str(), m, h), ()).map_err(unavailable)?;
                     }
                 }
             }
@@ -303,10 +268,7 @@ impl SearchIndex for EmbeddedBackend {
         .await
     }
 
-    async fn persona_by_nickname(
-        &self,
-        nickname_key: &str,
-    ) -> Result<Option<String>, BackendError> {
+    async fn persona_by_nickname(&self, nickname_key: &str) -> Result<Option<String>, BackendError> {
         let key = nickname_key.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
@@ -332,20 +294,14 @@ impl SearchIndex for EmbeddedBackend {
                     let (start, end) = day.range();
                     let table = txn.open_table(BY_DATE).map_err(unavailable)?;
                     let lower = match &after {
-                        Some(c) if c.created_at >= start => {
-                            Bound::Excluded((c.created_at.0, c.hash.as_str()))
-                        }
+                        Some(c) if c.created_at >= start => Bound::Excluded((c.created_at.0, c.hash.as_str())),
                         _ => Bound::Included((start.0, "")),
                     };
-                    let range = table
-                        .range::<(i64, &str)>((lower, Bound::Excluded((end.0, ""))))
-                        .map_err(unavailable)?;
+                    let range =
+                        table.range::<(i64, &str)>((lower, Bound::Excluded((end.0, "")))).map_err(unavailable)?;
                     return range
                         .take(limit)
-                        .map(|row| {
-                            row.map(|(k, _)| k.value().1.to_owned())
-                                .map_err(unavailable)
-                        })
+                        .map(|row| row.map(|(k, _)| k.value().1.to_owned()).map_err(unavailable))
                         .collect();
                 }
                 MessageFilter::Sender(v) => (BY_SENDER, v),
@@ -360,16 +316,8 @@ impl SearchIndex for EmbeddedBackend {
             };
             // Hashes are base64 text, so DEL sorts after every one of them.
             let upper = Bound::Included((value.as_str(), i64::MAX, "\u{7f}"));
-            let range = table
-                .range::<(&str, i64, &str)>((lower, upper))
-                .map_err(unavailable)?;
-            range
-                .take(limit)
-                .map(|row| {
-                    row.map(|(k, _)| k.value().2.to_owned())
-                        .map_err(unavailable)
-                })
-                .collect()
+            let range = table.range::<(&str, i64, &str)>((lower, upper)).map_err(unavailable)?;
+            range.take(limit).map(|row| row.map(|(k, _)| k.value().2.to_owned()).map_err(unavailable)).collect()
         })
         .await
     }
@@ -402,10 +350,7 @@ impl ClaimStore for EmbeddedBackend {
             {
                 let mut table = txn.open_table(CLAIM).map_err(unavailable)?;
                 for row in keys.iter().map(ClaimKey::row_key) {
-                    let held_by_us = table
-                        .get(row.as_str())
-                        .map_err(unavailable)?
-                        .is_some_and(|v| v.value() == by);
+                    let held_by_us = table.get(row.as_str()).map_err(unavailable)?.is_some_and(|v| v.value() == by);
                     if held_by_us {
                         table.remove(row.as_str()).map_err(unavailable)?;
                     }
@@ -430,25 +375,17 @@ impl ClaimStore for EmbeddedBackend {
 
 #[async_trait]
 impl Admission for EmbeddedBackend {
-    async fn admit(
-        &self,
-        keys: &[ClaimKey],
-        message: &QueuedMessage,
-    ) -> Result<ClaimOutcome, BackendError> {
+    async fn admit(&self, keys: &[ClaimKey], message: &QueuedMessage) -> Result<ClaimOutcome, BackendError> {
         let (keys, message) = (keys.to_vec(), message.clone());
         let outcome = self
             .blocking(move |db| {
                 let txn = db.begin_write().map_err(unavailable)?;
-                let outcome = claim_in(
-                    &mut txn.open_table(CLAIM).map_err(unavailable)?,
-                    &keys,
-                    &message.message_id,
-                )?;
+                let outcome = claim_in(&mut txn.open_table(CLAIM).map_err(unavailable)?, &keys, &message.message_id)?;
                 if outcome != ClaimOutcome::Claimed {
                     txn.abort().map_err(unavailable)?;
                     return Ok(outcome);
                 }
-                enqueue_in(&mut txn.open_table(QUEUE).map_err(unavailable)?, &message)?;
+                enqueue_in(&txn, &message)?;
                 txn.commit().map_err(unavailable)?;
                 Ok(outcome)
             })
@@ -464,7 +401,7 @@ impl Queue for EmbeddedBackend {
         let message = message.clone();
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
-            enqueue_in(&mut txn.open_table(QUEUE).map_err(unavailable)?, &message)?;
+            enqueue_in(&txn, &message)?;
             txn.commit().map_err(unavailable)
         })
         .await?;
@@ -473,11 +410,7 @@ impl Queue for EmbeddedBackend {
     }
 
     async fn consume(&self) -> Result<Box<dyn Consumer>, BackendError> {
-        Ok(Box::new(EmbeddedConsumer {
-            backend: self.clone(),
-            cursor: 0,
-            buffer: Default::default(),
-        }))
+        Ok(Box::new(EmbeddedConsumer { backend: self.clone(), cursor: 0, buffer: Default::default() }))
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
@@ -535,10 +468,7 @@ impl EmbeddedConsumer {
                 let txn = db.begin_write().map_err(unavailable)?;
                 {
                     let mut queue = txn.open_table(QUEUE).map_err(unavailable)?;
-                    let removed = queue
-                        .remove(tag)
-                        .map_err(unavailable)?
-                        .map(|row| row.value().to_vec());
+                    let removed = queue.remove(tag).map_err(unavailable)?.map(|row| row.value().to_vec());
                     if let (Some(reason), Some(row)) = (dead_reason, removed) {
                         let stored: StoredQueued = from_msgpack(&row).map_err(corrupt)?;
                         let dead = StoredDead {
@@ -547,14 +477,9 @@ impl EmbeddedConsumer {
                             payload: stored.payload,
                             reason,
                         };
+                        let seq = next_sequence(&txn, DEAD_SEQUENCE)?;
                         let mut dead_table = txn.open_table(DEAD).map_err(unavailable)?;
-                        let seq = dead_table
-                            .last()
-                            .map_err(unavailable)?
-                            .map_or(1, |(k, _)| k.value() + 1);
-                        dead_table
-                            .insert(seq, to_msgpack(&dead).as_slice())
-                            .map_err(unavailable)?;
+                        dead_table.insert(seq, to_msgpack(&dead).as_slice()).map_err(unavailable)?;
                     }
                 }
                 txn.commit().map_err(unavailable)

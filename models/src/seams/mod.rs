@@ -59,8 +59,7 @@ pub trait SearchIndex: Send + Sync {
     async fn index_persona(&self, persona: &PersonaRecord) -> Result<(), BackendError>;
     async fn index_message(&self, message: &MessageRecord) -> Result<(), BackendError>;
     /// The address of the persona whose lower-cased nickname is `nickname_key`.
-    async fn persona_by_nickname(&self, nickname_key: &str)
-        -> Result<Option<String>, BackendError>;
+    async fn persona_by_nickname(&self, nickname_key: &str) -> Result<Option<String>, BackendError>;
     async fn list_messages(
         &self,
         filter: &MessageFilter,
@@ -140,8 +139,9 @@ pub enum ClaimOutcome {
     Conflict(ClaimKey),
 }
 
-/// Claims shared by every authorizer. A key held by `by` already counts as
-/// taken by `by`, so a retried claim succeeds.
+/// Claims shared by every authorizer. A claim is put-if-absent: a key held
+/// by anyone, even by the same message, is a conflict, so an envelope sent
+/// twice at the same moment is admitted once.
 #[async_trait]
 pub trait ClaimStore: Send + Sync {
     /// Takes all of `keys` for `by`, or none of them.
@@ -156,11 +156,7 @@ pub trait ClaimStore: Send + Sync {
 /// any failure neither is left behind.
 #[async_trait]
 pub trait Admission: Send + Sync {
-    async fn admit(
-        &self,
-        keys: &[ClaimKey],
-        message: &QueuedMessage,
-    ) -> Result<ClaimOutcome, BackendError>;
+    async fn admit(&self, keys: &[ClaimKey], message: &QueuedMessage) -> Result<ClaimOutcome, BackendError>;
 }
 
 /// [`Admission`] over separate claim store and queue: claim, publish, and
@@ -172,11 +168,7 @@ pub struct ClaimThenPublish {
 
 #[async_trait]
 impl Admission for ClaimThenPublish {
-    async fn admit(
-        &self,
-        keys: &[ClaimKey],
-        message: &QueuedMessage,
-    ) -> Result<ClaimOutcome, BackendError> {
+    async fn admit(&self, keys: &[ClaimKey], message: &QueuedMessage) -> Result<ClaimOutcome, BackendError> {
         match self.claims.claim(keys, &message.message_id).await? {
             ClaimOutcome::Claimed => {}
             conflict => return Ok(conflict),

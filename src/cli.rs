@@ -1,0 +1,224 @@
+//! The command line (clap): one subcommand per job, `--help` on each.
+
+use crate::client::{self, MessageArg, PersonaArg};
+use crate::settings::{Overrides, Settings};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "pm", version, about = "Peer Mountain persona ledger")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the server commands take their settings from.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// TOML configuration file (defaults < file < PM_* environment < flags).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the database file and the node key [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GatewayArg {
+    /// GraphQL endpoint of a running gateway.
+    #[arg(long, env = "PM_URL", default_value = "http://127.0.0.1:8000/teleferic")]
+    pub url: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every role in one process on the embedded backend.
+    Serve {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Address to listen on [default: 127.0.0.1:8000].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Create storage, the node persona and the genesis persona (idempotent).
+    Bootstrap {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Key file of the genesis persona (private PKCS#8 or public PEM).
+        #[arg(long, value_name = "FILE")]
+        genesis_key: PathBuf,
+        /// Nickname of the genesis persona.
+        #[arg(long, value_name = "NAME")]
+        nickname: String,
+    },
+    /// Write a new Ed25519 key (PKCS#8 PEM, mode 0600) and print its address.
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print the address of a key.
+    Address {
+        /// A public key PEM file.
+        #[arg(long, value_name = "FILE", conflicts_with = "key", required_unless_present = "key")]
+        pubkey: Option<PathBuf>,
+        /// A private key file.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+    /// Invite a new persona; prints the invitation hash, invite key and name.
+    Invite {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        /// The inviter's private key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The invitation's name, which the invitee must repeat.
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "peer-mountain")]
+        service_offering_id: String,
+    },
+    /// Register a persona with an invitation.
+    Register {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        /// The new persona's private key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        #[arg(long)]
+        nickname: String,
+        /// The invitation's message hash.
+        #[arg(long, value_name = "HASH")]
+        invitation: String,
+        /// The invite key the inviter gave (base64).
+        #[arg(long, value_name = "BASE64")]
+        invite_key: String,
+        /// The invitation name the inviter gave.
+        #[arg(long, value_name = "NAME")]
+        invite_name: String,
+    },
+    /// Send an assertion (or attestation) readable by the given personas.
+    Assert {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        /// The sender's private key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// A reader's address (repeatable; default: the sender alone).
+        #[arg(long = "reader", value_name = "ADDRESS")]
+        readers: Vec<String>,
+        /// The text asserted.
+        #[arg(long)]
+        text: String,
+        /// A file attached as an object with its container.
+        #[arg(long, value_name = "FILE")]
+        object_file: Option<PathBuf>,
+        /// Send an ATTESTATION instead of an ASSERTION.
+        #[arg(long)]
+        attestation: bool,
+    },
+    /// Look up a persona by exactly one of address, public key or nickname.
+    Persona {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        #[arg(long, group = "by", required = true)]
+        address: Option<String>,
+        /// Public key: a PEM file's path, or base64 of the PEM text.
+        #[arg(long, group = "by")]
+        pubkey: Option<String>,
+        #[arg(long, group = "by")]
+        nickname: Option<String>,
+    },
+    /// Look up messages by hash, sender, reader or date (YYYY-MM-DD).
+    Message {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        #[arg(long, group = "by", required = true)]
+        hash: Option<String>,
+        #[arg(long, group = "by")]
+        sender: Option<String>,
+        #[arg(long, group = "by")]
+        reader: Option<String>,
+        #[arg(long, group = "by")]
+        date: Option<String>,
+        /// Page size, 1-1000.
+        #[arg(long)]
+        limit: Option<i64>,
+        /// The last messageHash of the previous page.
+        #[arg(long)]
+        after: Option<String>,
+    },
+}
+
+fn server_settings(server: &ServerArgs, listen: Option<String>) -> anyhow::Result<Settings> {
+    Settings::load(server.config.as_deref(), &Overrides { data_dir: server.data_dir.clone(), listen })
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime starts");
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { server, listen } => {
+            let settings = server_settings(&server, listen)?;
+            crate::telemetry::init(&settings.log);
+            crate::serve::serve(settings).await
+        }
+        Command::Bootstrap { server, genesis_key, nickname } => {
+            let settings = server_settings(&server, None)?;
+            crate::telemetry::init("warn");
+            crate::bootstrap::bootstrap(&settings, &genesis_key, &nickname).await
+        }
+        Command::Keygen { out } => crate::keygen::keygen(&out),
+        Command::Address { pubkey, key } => {
+            crate::keygen::address(&pubkey.or(key).expect("clap requires one of --pubkey and --key"))
+        }
+        Command::Invite { gateway, key, name, service_offering_id } => {
+            client::invite(&gateway.url, &key, &name, &service_offering_id).await
+        }
+        Command::Register { gateway, key, nickname, invitation, invite_key, invite_name } => {
+            client::register(&gateway.url, &key, &nickname, &invitation, &invite_key, &invite_name).await
+        }
+        Command::Assert { gateway, key, readers, text, object_file, attestation } => {
+            client::assert(&gateway.url, &key, &readers, &text, object_file.as_deref(), attestation).await
+        }
+        Command::Persona { gateway, address, pubkey, nickname } => {
+            let arg = match (address, pubkey, nickname) {
+                (Some(a), _, _) => PersonaArg::Address(a),
+                (_, Some(k), _) => PersonaArg::PublicKey(read_pubkey_arg(&k)?),
+                (_, _, Some(n)) => PersonaArg::Nickname(n),
+                _ => unreachable!("clap requires one argument of group `by`"),
+            };
+            client::persona(&gateway.url, arg).await
+        }
+        Command::Message { gateway, hash, sender, reader, date, limit, after } => {
+            let arg = match (hash, sender, reader, date) {
+                (Some(h), ..) => MessageArg::Hash(h),
+                (_, Some(s), ..) => MessageArg::Sender(s),
+                (_, _, Some(r), _) => MessageArg::Reader(r),
+                (.., Some(d)) => MessageArg::Date(d),
+                _ => unreachable!("clap requires one argument of group `by`"),
+            };
+            client::message(&gateway.url, arg, limit, after).await
+        }
+    }
+}
+
+/// `--pubkey` takes a key file's path or the wire form itself.
+fn read_pubkey_arg(value: &str) -> anyhow::Result<String> {
+    let path = std::path::Path::new(value);
+    if path.is_file() {
+        return Ok(crate::bootstrap::read_public_key(path)?.to_wire());
+    }
+    Ok(value.to_owned())
+}

@@ -1,0 +1,18 @@
+//! `pm keygen` and `pm address`: new Ed25519 keys as PKCS#8 PEM files with
+//! mode 0600, and the address of a key (PROTOCOL.md section 2).
+
+use crate::bootstrap::read_public_key;
+use pm_models::keys::PersonaKey;
+use std::path::Path;
+
+pub fn keygen(out: &Path) -> anyhow::Result<()> {
+    let key = PersonaKey::generate();
+    key.save_new(out)?;
+    println!("{}", key.address());
+    Ok(())
+}
+
+pub fn address(path: &Path) -> anyhow::Result<()> {
+    println!("{}", read_public_key(path)?.address());
+    Ok(())
+}

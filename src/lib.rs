@@ -1,0 +1,13 @@
+//! The `pm` binary's library: it wires the role crates into commands and
+//! does nothing else. `serve` runs every role in one process on the
+//! embedded backend; `bootstrap` creates storage and the first personas;
+//! `keygen` and `address` handle keys; the client commands speak GraphQL to
+//! a running gateway.
+
+pub mod bootstrap;
+pub mod cli;
+pub mod client;
+pub mod keygen;
+pub mod serve;
+pub mod settings;
+pub mod telemetry;

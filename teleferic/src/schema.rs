@@ -1,0 +1,488 @@
+//! The GraphQL schema of PROTOCOL.md section 10, type for type and field for
+//! field: the contract's names, nullability and arguments, nothing more.
+//!
+//! Resolvers pass what the client sent to the authorizer or the reader as raw
+//! text and turn what comes back into the contract's output shapes. The one
+//! check made here is the `persona` query's "exactly one argument" rule
+//! (`BAD_QUERY`); every other content check belongs to the services behind
+//! the gateway. Guarantees kept on output:
+//!
+//! - a `PublicKey` is always written as `base64(PEM text)` (section 2);
+//! - `messageSign` is the stored `messageSign`, byte for byte;
+//! - a lookup that finds nothing is `null` or `[]`, never an error.
+
+use crate::errors::graphql_error;
+use crate::scalars::{Address, AesEncryptedBlob, AesKey, Date, HmacSha256, PublicKey, Sha256, Sign};
+use async_graphql::{Context, EmptySubscription, Enum, InputObject, Object, Result, Schema, SimpleObject};
+use pm_models::api::{AcceptedEnvelope, AuthorizerApi, MessageQuery, PageRequest, PersonaQuery, ReaderApi};
+use pm_models::codec::{b64, to_msgpack};
+use pm_models::envelope::{self, Envelope, ObjectEntry};
+use pm_models::records::{MessageRecord, PersonaRecord};
+use pm_models::{PublicKeyPem, Rejection};
+use std::sync::Arc;
+
+/// The schema the gateway serves.
+pub type GatewaySchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Deepest selection accepted. The introspection query GraphiQL sends is
+/// about a dozen levels deep; no legitimate query of this schema is deeper.
+const MAX_DEPTH: usize = 16;
+/// Highest query complexity accepted (one point per field), which leaves
+/// room for introspection and bounds what one request can make us resolve.
+const MAX_COMPLEXITY: usize = 2_000;
+
+/// The services behind the gateway, shared by every resolver.
+#[derive(Clone)]
+pub(crate) struct Services {
+    pub(crate) authorizer: Arc<dyn AuthorizerApi>,
+    pub(crate) reader: Arc<dyn ReaderApi>,
+}
+
+pub(crate) fn build_schema(services: Services) -> GatewaySchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .data(services)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<Services>()
+}
+
+/// Resolves a persona by address; `None` when no persona has it.
+async fn persona_by_address(ctx: &Context<'_>, address: &str) -> Result<Option<Persona>> {
+    let found = services(ctx).reader.persona(PersonaQuery::Address(address.to_owned())).await.map_err(graphql_error)?;
+    Ok(found.map(Persona::from))
+}
+
+// ---------------------------------------------------------------- enums
+
+/// `enum MessageType`, the names of section 6.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+#[graphql(name = "MessageType", remote = "pm_models::MessageType")]
+pub enum MessageType {
+    System,
+    Registration,
+    Assertion,
+    Attestation,
+    Service,
+    Delegation,
+}
+
+// ---------------------------------------------------------------- outputs
+
+/// `type Persona`.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Persona {
+    address: Address,
+    pubkey: PublicKey,
+    nickname: Option<String>,
+    created_at: Option<String>,
+}
+
+impl From<PersonaRecord> for Persona {
+    fn from(record: PersonaRecord) -> Self {
+        Self {
+            pubkey: PublicKey(pubkey_wire(&record.pubkey)),
+            address: Address(record.address),
+            nickname: Some(record.nickname),
+            created_at: non_empty(record.created_at),
+        }
+    }
+}
+
+/// The wire form of a stored key (section 2): `base64(PEM text)`. Records
+/// hold the PEM text; a value that is not a key we can parse is still
+/// written as base64 of the stored text, so the output form never varies.
+fn pubkey_wire(stored: &str) -> String {
+    PublicKeyPem::parse_wire(stored).map(|pem| pem.to_wire()).unwrap_or_else(|_| b64(stored.as_bytes()))
+}
+
+fn non_empty(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
+
+/// `type Teleferic`: the node's persona and a fresh signed timestamp.
+pub struct Teleferic;
+
+#[Object]
+impl Teleferic {
+    async fn persona(&self, ctx: &Context<'_>) -> Result<Option<Persona>> {
+        let address = services(ctx).authorizer.node_address().await.map_err(graphql_error)?;
+        persona_by_address(ctx, &address).await
+    }
+
+    async fn signed_timestamp(&self, ctx: &Context<'_>) -> Result<Option<Sign>> {
+        let timestamp = services(ctx).authorizer.signed_timestamp().await.map_err(graphql_error)?;
+        Ok(Some(Sign(timestamp)))
+    }
+}
+
+/// `type ACLRule`: the reader is resolved to a persona (`null` if unknown).
+pub struct AclRule {
+    reader: String,
+    key: String,
+}
+
+#[Object(name = "ACLRule")]
+impl AclRule {
+    async fn reader(&self, ctx: &Context<'_>) -> Result<Option<Persona>> {
+        persona_by_address(ctx, &self.reader).await
+    }
+
+    async fn key(&self) -> Option<AesKey> {
+        Some(AesKey(self.key.clone()))
+    }
+}
+
+/// `type Container`.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Container {
+    container_hash: Sha256,
+    container_sign: Sign,
+    object_container: AesEncryptedBlob,
+}
+
+/// `type Object`.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "Object")]
+pub struct ObjectOutput {
+    object_hash: Sha256,
+    meta_hashes: Vec<Option<HmacSha256>>,
+    container: Option<Container>,
+}
+
+impl From<ObjectEntry> for ObjectOutput {
+    fn from(entry: ObjectEntry) -> Self {
+        Self {
+            object_hash: Sha256(entry.object_hash),
+            meta_hashes: entry.meta_hashes.into_iter().map(|hash| Some(HmacSha256(hash))).collect(),
+            container: entry.container.map(|c| Container {
+                container_hash: Sha256(c.container_hash),
+                container_sign: Sign(c.container_sign),
+                object_container: AesEncryptedBlob(c.object_container),
+            }),
+        }
+    }
+}
+
+/// Where an envelope's `sender` persona comes from.
+enum SenderSource {
+    /// A stored message: look the sender up, falling back to the persona
+    /// columns the message record carries.
+    Stored { address: String, pubkey: String, nickname: String },
+    /// An accepted envelope: the authorizer already says who sent it (for a
+    /// registration, the persona its body describes, not yet stored).
+    Known(PersonaRecord),
+}
+
+/// `type MessageEnvelope`.
+pub struct MessageEnvelope {
+    envelope: Envelope,
+    sender: SenderSource,
+    created_at: Option<String>,
+}
+
+impl MessageEnvelope {
+    fn from_record(record: MessageRecord) -> Self {
+        let mut envelope = record.to_envelope();
+        if envelope.message_sign.is_empty() {
+            // Rows written by the earlier deployment have no `message_sign`
+            // column; its two parts are stored separately (section 9).
+            envelope.message_sign = rebuild_message_sign(&record.signature, &record.timestamp);
+        }
+        Self {
+            envelope,
+            sender: SenderSource::Stored {
+                address: record.persona_sender,
+                pubkey: record.persona_pubkey,
+                nickname: record.persona_nickname,
+            },
+            created_at: non_empty(record.created_at),
+        }
+    }
+
+    fn from_accepted(accepted: AcceptedEnvelope) -> Self {
+        Self {
+            envelope: accepted.envelope,
+            sender: SenderSource::Known(accepted.sender),
+            created_at: non_empty(accepted.created_at),
+        }
+    }
+}
+
+/// `S = base64(msgpack({"signature", "timestamp"}))` of section 4.
+fn rebuild_message_sign(signature: &str, timestamp: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Wire<'a> {
+        signature: &'a str,
+        timestamp: &'a str,
+    }
+    b64(to_msgpack(&Wire { signature, timestamp }))
+}
+
+#[Object]
+impl MessageEnvelope {
+    async fn sender(&self, ctx: &Context<'_>) -> Result<Persona> {
+        match &self.sender {
+            SenderSource::Known(record) => Ok(Persona::from(record.clone())),
+            SenderSource::Stored { address, pubkey, nickname } => {
+                Ok(persona_by_address(ctx, address).await?.unwrap_or_else(|| Persona {
+                    address: Address(address.clone()),
+                    pubkey: PublicKey(pubkey_wire(pubkey)),
+                    nickname: non_empty(nickname.clone()),
+                    created_at: None,
+                }))
+            }
+        }
+    }
+
+    async fn message_type(&self) -> MessageType {
+        self.envelope.message_type.into()
+    }
+
+    async fn message_hash(&self) -> Sha256 {
+        Sha256(self.envelope.message_hash.clone())
+    }
+
+    async fn message_sign(&self) -> Sign {
+        Sign(self.envelope.message_sign.clone())
+    }
+
+    async fn dossier_hash(&self) -> HmacSha256 {
+        HmacSha256(self.envelope.dossier_hash.clone())
+    }
+
+    async fn body_hash(&self) -> Sha256 {
+        Sha256(self.envelope.body_hash.clone())
+    }
+
+    #[graphql(name = "ACL")]
+    async fn acl(&self) -> Option<Vec<Option<AclRule>>> {
+        Some(
+            self.envelope
+                .acl
+                .iter()
+                .map(|rule| Some(AclRule { reader: rule.reader.clone(), key: rule.key.clone() }))
+                .collect(),
+        )
+    }
+
+    async fn objects(&self) -> Option<Vec<Option<ObjectOutput>>> {
+        Some(self.envelope.objects.iter().cloned().map(|entry| Some(ObjectOutput::from(entry))).collect())
+    }
+
+    async fn message(&self) -> AesEncryptedBlob {
+        AesEncryptedBlob(self.envelope.message.clone())
+    }
+
+    async fn created_at(&self) -> Option<String> {
+        self.created_at.clone()
+    }
+}
+
+// ---------------------------------------------------------------- inputs
+
+/// `input ACLRuleInput`.
+#[derive(InputObject, Debug)]
+#[graphql(name = "ACLRuleInput")]
+pub struct AclRuleInput {
+    reader: Address,
+    key: AesKey,
+}
+
+/// `input ContainerInput`.
+#[derive(InputObject, Debug)]
+pub struct ContainerInput {
+    container_hash: Sha256,
+    container_sign: Sign,
+    object_container: AesEncryptedBlob,
+}
+
+/// `input ObjectInput`.
+#[derive(InputObject, Debug)]
+pub struct ObjectInput {
+    object_hash: Sha256,
+    meta_hashes: Vec<Option<HmacSha256>>,
+    container: Option<ContainerInput>,
+}
+
+/// `input MessageEnvelopeInput`.
+#[derive(InputObject, Debug)]
+pub struct MessageEnvelopeInput {
+    sender: Address,
+    message_type: MessageType,
+    message_hash: Sha256,
+    message_sign: Sign,
+    dossier_hash: HmacSha256,
+    body_hash: Sha256,
+    #[graphql(name = "ACL")]
+    acl: Option<Vec<Option<AclRuleInput>>>,
+    objects: Option<Vec<Option<ObjectInput>>>,
+    message: AesEncryptedBlob,
+}
+
+impl TryFrom<MessageEnvelopeInput> for Envelope {
+    type Error = Rejection;
+
+    /// Section 5: a null or omitted `ACL`/`objects` is an empty list; a null
+    /// item inside a list is a missing field, so `MALFORMED_ENVELOPE`.
+    fn try_from(input: MessageEnvelopeInput) -> Result<Self, Rejection> {
+        let acl = input
+            .acl
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let rule = rule.ok_or_else(|| Rejection::malformed(format!("ACL[{i}] is null")))?;
+                Ok(envelope::AclRule { reader: rule.reader.0, key: rule.key.0 })
+            })
+            .collect::<Result<Vec<_>, Rejection>>()?;
+        let objects = input
+            .objects
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, object)| {
+                let object = object.ok_or_else(|| Rejection::malformed(format!("objects[{i}] is null")))?;
+                let meta_hashes = object
+                    .meta_hashes
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, hash)| {
+                        hash.map(String::from)
+                            .ok_or_else(|| Rejection::malformed(format!("objects[{i}].metaHashes[{j}] is null")))
+                    })
+                    .collect::<Result<Vec<_>, Rejection>>()?;
+                Ok(ObjectEntry {
+                    object_hash: object.object_hash.0,
+                    meta_hashes,
+                    container: object.container.map(|c| envelope::Container {
+                        container_hash: c.container_hash.0,
+                        container_sign: c.container_sign.0,
+                        object_container: c.object_container.0,
+                    }),
+                })
+            })
+            .collect::<Result<Vec<_>, Rejection>>()?;
+        Ok(Envelope {
+            sender: input.sender.0,
+            message_type: input.message_type.into(),
+            message_hash: input.message_hash.0,
+            message_sign: input.message_sign.0,
+            dossier_hash: input.dossier_hash.0,
+            body_hash: input.body_hash.0,
+            acl,
+            objects,
+            message: input.message.0,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- roots
+
+/// `type Query`.
+pub struct Query;
+
+#[Object]
+impl Query {
+    async fn teleferic(&self) -> Option<Teleferic> {
+        Some(Teleferic)
+    }
+
+    /// Exactly one argument; a nickname lookup ignores letter case.
+    async fn persona(
+        &self,
+        ctx: &Context<'_>,
+        address: Option<Address>,
+        pubkey: Option<PublicKey>,
+        nickname: Option<String>,
+    ) -> Result<Option<Persona>> {
+        let query = match (address, pubkey, nickname) {
+            (Some(address), None, None) => PersonaQuery::Address(address.0),
+            (None, Some(pubkey), None) => PersonaQuery::PublicKey(pubkey.0),
+            (None, None, Some(nickname)) => PersonaQuery::Nickname(nickname),
+            _ => {
+                return Err(graphql_error(Rejection::bad_query(
+                    "persona takes exactly one of address, pubkey or nickname",
+                )))
+            }
+        };
+        let found = services(ctx).reader.persona(query).await.map_err(graphql_error)?;
+        Ok(found.map(Persona::from))
+    }
+
+    async fn message_by_hash(&self, ctx: &Context<'_>, message_hash: Sha256) -> Result<Option<MessageEnvelope>> {
+        let found = services(ctx).reader.message(&message_hash.0).await.map_err(graphql_error)?;
+        Ok(found.map(MessageEnvelope::from_record))
+    }
+
+    async fn message_by_sender(
+        &self,
+        ctx: &Context<'_>,
+        sender: Address,
+        limit: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Vec<MessageEnvelope>> {
+        list_messages(ctx, MessageQuery::Sender(sender.0), limit, after).await
+    }
+
+    async fn message_by_reader(
+        &self,
+        ctx: &Context<'_>,
+        reader: Address,
+        limit: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Vec<MessageEnvelope>> {
+        list_messages(ctx, MessageQuery::Reader(reader.0), limit, after).await
+    }
+
+    async fn message_by_date(
+        &self,
+        ctx: &Context<'_>,
+        date: Date,
+        limit: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Vec<MessageEnvelope>> {
+        list_messages(ctx, MessageQuery::Date(date.0), limit, after).await
+    }
+
+    async fn object_by_hash(&self, ctx: &Context<'_>, object_hash: Sha256) -> Result<Option<ObjectOutput>> {
+        let found = services(ctx).reader.object(&object_hash.0).await.map_err(graphql_error)?;
+        Ok(found.map(ObjectOutput::from))
+    }
+}
+
+async fn list_messages(
+    ctx: &Context<'_>,
+    query: MessageQuery,
+    limit: Option<i32>,
+    after: Option<String>,
+) -> Result<Vec<MessageEnvelope>> {
+    let page = PageRequest { limit: limit.map(i64::from), after };
+    let records = services(ctx).reader.messages(query, page).await.map_err(graphql_error)?;
+    Ok(records.into_iter().map(MessageEnvelope::from_record).collect())
+}
+
+/// `type Mutation`.
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Returns the accepted envelope once it is queued.
+    async fn send_message(&self, ctx: &Context<'_>, envelope: MessageEnvelopeInput) -> Result<Option<MessageEnvelope>> {
+        let envelope = Envelope::try_from(envelope).map_err(graphql_error)?;
+        let message_hash = envelope.message_hash.clone();
+        let accepted = services(ctx).authorizer.send_message(envelope).await.map_err(|rejection| {
+            tracing::info!(
+                message_hash = %message_hash,
+                code = rejection.code.as_str(),
+                "envelope refused"
+            );
+            graphql_error(rejection)
+        })?;
+        tracing::info!(message_hash = %message_hash, "envelope accepted");
+        Ok(Some(MessageEnvelope::from_accepted(accepted)))
+    }
+}
