@@ -2,10 +2,10 @@
 //! whose persona is `Teleferic`, and the signed timestamps it issues.
 
 use pm_models::keys::PersonaKey;
+use pm_models::keys::VerifyingKey;
 use pm_models::signed_timestamp::SignedTimestamp;
 use pm_models::time::Micros;
 use pm_models::Address;
-use pm_models::keys::VerifyingKey;
 
 /// The node key; `Debug` shows only the address.
 #[derive(Clone, Debug)]

@@ -89,10 +89,9 @@ pub async fn check(
     let t = shape.message_sign.timestamp().map_err(timestamp_rejection)?;
     t.verify_node_signature(node.verifying_key()).map_err(timestamp_rejection)?;
     t.check_fresh(now, settings.freshness).map_err(timestamp_rejection)?;
-    shape
-        .message_sign
-        .verify_signature(hash, &sender_key)
-        .map_err(|_| Rejection::new(RejectionCode::BadSignature, "messageSign does not verify with the sender's key"))?;
+    shape.message_sign.verify_signature(hash, &sender_key).map_err(|_| {
+        Rejection::new(RejectionCode::BadSignature, "messageSign does not verify with the sender's key")
+    })?;
 
     // (6) public content and body rules, or ACL and objects
     let mut claims = vec![ClaimKey::Message(hash.to_owned())];
@@ -139,14 +138,18 @@ pub async fn admit(
         payload: envelope.to_queue_payload(),
     };
     match backends.admission.admit(&approved.claims, &queued).await.map_err(unavailable)? {
-        ClaimOutcome::Claimed => Ok(AcceptedEnvelope { envelope, sender: approved.sender, created_at: now.to_rfc3339() }),
+        ClaimOutcome::Claimed => {
+            Ok(AcceptedEnvelope { envelope, sender: approved.sender, created_at: now.to_rfc3339() })
+        }
         ClaimOutcome::Conflict(key) => Err(conflict_rejection(&key)),
     }
 }
 
 pub(crate) fn conflict_rejection(key: &ClaimKey) -> Rejection {
     match key {
-        ClaimKey::Message(_) => Rejection::new(RejectionCode::DuplicateMessage, "messageHash is already stored or claimed"),
+        ClaimKey::Message(_) => {
+            Rejection::new(RejectionCode::DuplicateMessage, "messageHash is already stored or claimed")
+        }
         ClaimKey::Key(_) => Rejection::new(RejectionCode::PersonaExists, "publicKey is already registered"),
         ClaimKey::Nickname(_) => Rejection::new(RejectionCode::NicknameTaken, "publicNickname is taken"),
         ClaimKey::Invite(_) => {

@@ -107,7 +107,9 @@ pub async fn check_registration(
     }
     let nickname = nickname_key(&body.nickname);
     let nick_claim = ClaimKey::Nickname(nickname.clone());
-    if nickname == nickname_key(NODE_NICKNAME) || backends.claims.holder(&nick_claim).await.map_err(unavailable)?.is_some() {
+    if nickname == nickname_key(NODE_NICKNAME)
+        || backends.claims.holder(&nick_claim).await.map_err(unavailable)?.is_some()
+    {
         return Err(conflict_rejection(&nick_claim));
     }
     let invite_claim = ClaimKey::Invite(body.invite_msg_id.clone());

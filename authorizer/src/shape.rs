@@ -5,7 +5,9 @@
 
 use crate::settings::Limits;
 use pm_models::codec::{unb64, Hash32};
-use pm_models::content::{nickname_is_well_formed, BodyMap, DecodedContent, MessageContent, BODY_INVITATION, BODY_REGISTRATION};
+use pm_models::content::{
+    nickname_is_well_formed, BodyMap, DecodedContent, MessageContent, BODY_INVITATION, BODY_REGISTRATION,
+};
 use pm_models::envelope::Envelope;
 use pm_models::timestamped_signature::TimestampedSignature;
 use pm_models::{Address, MessageType, PublicKeyPem, Rejection, RejectionCode};
@@ -105,8 +107,8 @@ fn public_kind(envelope: &Envelope) -> Result<Kind, Rejection> {
             .map(str::to_owned)
             .ok_or_else(|| Rejection::malformed(format!("registration body lacks {key}")))
     };
-    let public_key = PublicKeyPem::parse_exact(&field("publicKey")?)
-        .map_err(|e| Rejection::malformed(format!("publicKey: {e}")))?;
+    let public_key =
+        PublicKeyPem::parse_exact(&field("publicKey")?).map_err(|e| Rejection::malformed(format!("publicKey: {e}")))?;
     let nickname = field("publicNickname")?;
     if !nickname_is_well_formed(&nickname) {
         return Err(Rejection::malformed(

@@ -70,9 +70,7 @@ impl Reader {
             MessageQuery::Date(d) => MessageFilter::Day(
                 Day::parse(d).ok_or_else(|| Rejection::bad_query(format!("date {d:?} is not YYYY-MM-DD")))?,
             ),
-            MessageQuery::ContainerHash(h) => {
-                MessageFilter::ContainerHash(parse_hash("containerHash", h)?.to_string())
-            }
+            MessageQuery::ContainerHash(h) => MessageFilter::ContainerHash(parse_hash("containerHash", h)?.to_string()),
         })
     }
 }
