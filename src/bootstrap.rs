@@ -2,7 +2,7 @@
 //! node persona and the genesis persona (PROTOCOL.md section 6, "Genesis").
 //! Running it twice changes nothing and says so.
 
-use crate::serve::EmbeddedNode;
+use crate::serve::NodeStorage;
 use crate::settings::Settings;
 use anyhow::{bail, Context};
 use pm_models::content::{nickname_is_well_formed, nickname_key, NODE_NICKNAME};
@@ -29,7 +29,7 @@ pub async fn bootstrap(settings: &Settings, genesis_key: &Path, nickname: &str) 
     if nickname_key(nickname) == nickname_key(NODE_NICKNAME) {
         bail!("nickname {NODE_NICKNAME} is reserved for the node");
     }
-    let (node, node_outcome) = EmbeddedNode::open(settings).await?;
+    let (node, node_outcome) = NodeStorage::open(settings).await?;
     let genesis_outcome = node.ensure_persona(&genesis, nickname).await?;
     if node.node_key_created {
         println!("created node key {}", settings.node_key_path().display());

@@ -41,6 +41,34 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Run the authorizer role alone (internal REST API).
+    Authorizer {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Run the reader role alone (internal JSON-RPC API).
+    Reader {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Run the writer role alone (queue consumer; /healthz and /readyz).
+    Writer {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Run the GraphQL gateway alone, in front of an authorizer and a reader.
+    Teleferic {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Create storage, the node persona and the genesis persona (idempotent).
     Bootstrap {
         #[command(flatten)]
@@ -174,6 +202,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             crate::telemetry::init(&settings.log);
             crate::serve::serve(settings).await
         }
+        Command::Authorizer { server, listen } => role(&server, listen, crate::roles::authorizer).await,
+        Command::Reader { server, listen } => role(&server, listen, crate::roles::reader).await,
+        Command::Writer { server, listen } => role(&server, listen, crate::roles::writer).await,
+        Command::Teleferic { server, listen } => role(&server, listen, crate::roles::teleferic).await,
         Command::Bootstrap { server, genesis_key, nickname } => {
             let settings = server_settings(&server, None)?;
             crate::telemetry::init("warn");
@@ -212,6 +244,16 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             client::message(&gateway.url, arg, limit, after).await
         }
     }
+}
+
+async fn role<F, Fut>(server: &ServerArgs, listen: Option<String>, run: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Settings) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let settings = server_settings(server, listen)?;
+    crate::telemetry::init(&settings.log);
+    run(settings).await
 }
 
 /// `--pubkey` takes a key file's path or the wire form itself.

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod client;
 pub mod keygen;
+pub mod roles;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;

@@ -5,14 +5,14 @@
 //! Shutdown drains in order: the gateway stops taking requests and finishes
 //! those in flight, then the writer settles its in-flight delivery.
 
+use crate::roles::{Backends, Needs};
 use crate::settings::Settings;
 use anyhow::Context;
 use pm_authorizer::{Authorizer, AuthorizerBackends, NodeIdentity};
 use pm_models::content::NODE_NICKNAME;
 use pm_models::keys::PersonaKey;
-use pm_models::seams::embedded::EmbeddedBackend;
-use pm_models::seams::{Admission, ClaimStore, Queue, RecordStore, SearchIndex};
 use pm_models::time::Micros;
+use pm_models::PublicKeyPem;
 use pm_reader::Reader;
 use pm_teleferic::Gateway;
 use pm_writer::bootstrap::{ensure_persona, BootstrapOutcome};
@@ -20,62 +20,49 @@ use pm_writer::Writer;
 use std::io::Write;
 use std::sync::Arc;
 
-/// The embedded storage of a data directory, with the node key.
-pub struct EmbeddedNode {
-    pub backend: EmbeddedBackend,
+/// The storage a node runs on, with its node key.
+pub struct NodeStorage {
+    pub backends: Backends,
     pub node_key: PersonaKey,
     pub node_key_created: bool,
 }
 
-impl EmbeddedNode {
-    /// Creates the data directory and node key (mode 0600) if missing, opens
-    /// the database and makes sure the node persona is stored.
+impl NodeStorage {
+    /// Connects the backends, creates tables and indices where needed, the
+    /// node key (mode 0600) if missing, and makes sure the node persona is stored.
     pub async fn open(settings: &Settings) -> anyhow::Result<(Self, BootstrapOutcome)> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
-        let (node_key, node_key_created) = PersonaKey::load_or_create(&settings.node_key_path())?;
-        let path = settings.database_path();
-        let backend = EmbeddedBackend::open(&path).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open database {} (is another `pm serve` or `pm bootstrap` using it?): {e}",
-                path.display()
-            )
-        })?;
-        let node = Self { backend, node_key, node_key_created };
-        let outcome = node.ensure_persona(node.node_key.public(), NODE_NICKNAME).await?;
-        Ok((node, outcome))
+        let backends = Backends::connect(settings, Needs { index: true, queue: true }).await?;
+        backends.create_schema().await?;
+        let key_path = settings.node_key_path();
+        if let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+        }
+        let (node_key, node_key_created) = PersonaKey::load_or_create(&key_path)?;
+        let storage = Self { backends, node_key, node_key_created };
+        let outcome = storage.ensure_persona(storage.node_key.public(), NODE_NICKNAME).await?;
+        Ok((storage, outcome))
     }
 
-    pub async fn ensure_persona(
-        &self,
-        key: &pm_models::PublicKeyPem,
-        nickname: &str,
-    ) -> anyhow::Result<BootstrapOutcome> {
-        let b = &self.backend;
-        Ok(ensure_persona(b, b, b, key, nickname, Micros::now()).await?)
+    pub async fn ensure_persona(&self, key: &PublicKeyPem, nickname: &str) -> anyhow::Result<BootstrapOutcome> {
+        let b = &self.backends;
+        Ok(ensure_persona(b.store.as_ref(), b.index.as_ref(), b.claims.as_ref(), key, nickname, Micros::now()).await?)
     }
 }
 
 /// Runs the node until SIGINT or SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let (node, _) = EmbeddedNode::open(&settings).await?;
+    let (node, _) = NodeStorage::open(&settings).await?;
     if node.node_key_created {
         tracing::info!(path = %settings.node_key_path().display(), "created node key");
     }
-    let backend = node.backend.clone();
-    let store: Arc<dyn RecordStore> = Arc::new(backend.clone());
-    let index: Arc<dyn SearchIndex> = Arc::new(backend.clone());
-    let claims: Arc<dyn ClaimStore> = Arc::new(backend.clone());
-    let admission: Arc<dyn Admission> = Arc::new(backend.clone());
-    let queue: Arc<dyn Queue> = Arc::new(backend.clone());
-
+    let b = node.backends.clone();
     let authorizer = Authorizer::new(
         NodeIdentity::new(node.node_key.clone()),
         settings.authorizer(),
-        AuthorizerBackends { store: store.clone(), claims, admission },
+        AuthorizerBackends { store: b.store.clone(), claims: b.claims.clone(), admission: b.admission.clone() },
     );
-    let reader = Reader::new(store.clone(), index.clone());
-    let writer = Writer::new(store, index, queue, settings.writer());
+    let reader = Reader::new(b.store.clone(), b.index.clone());
+    let writer = Writer::new(b.store.clone(), b.index.clone(), b.queue.clone(), settings.writer());
 
     let listener = std::net::TcpListener::bind(settings.listen_addr()?)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;

@@ -8,6 +8,7 @@
 //! envelope leaves nothing behind. It also holds the node key and issues
 //! signed timestamps ([`node`]).
 
+pub mod http;
 pub mod node;
 pub mod pipeline;
 mod private;

@@ -27,6 +27,7 @@ pub mod keys;
 pub mod message_type;
 pub mod public_key;
 pub mod records;
+pub mod remote;
 pub mod rejection;
 pub mod sealed_box;
 pub mod seams;

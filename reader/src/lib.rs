@@ -6,6 +6,8 @@
 //! previous page. An invalid argument is `BAD_QUERY`; a lookup that finds
 //! nothing is `None` or an empty list, never an error.
 
+pub mod http;
+
 use async_trait::async_trait;
 use pm_models::api::{MessageQuery, PageRequest, PersonaQuery, ReaderApi};
 use pm_models::codec::Hash32;

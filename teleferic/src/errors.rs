@@ -8,7 +8,9 @@
 //! carry no code; [`label_uncoded_errors`] gives them `MALFORMED_ENVELOPE`, so
 //! every error a client sees has a code from the contract's table.
 
-use async_graphql::{ErrorExtensionValues, ErrorExtensions, Response, ServerError};
+use async_graphql::{
+    Context, ErrorExtensionValues, ErrorExtensions, PathSegment, QueryPathSegment, Response, ServerError,
+};
 use pm_models::{Rejection, RejectionCode};
 
 /// The key of `extensions` that holds the contract's code.
@@ -19,6 +21,37 @@ pub fn graphql_error(rejection: Rejection) -> async_graphql::Error {
     let code = rejection.code;
     async_graphql::Error::new(rejection.error)
         .extend_with(|_, extensions| extensions.set(CODE_EXTENSION, code.as_str()))
+}
+
+/// The value of a *nullable* field whose resolution may be refused: on a
+/// refusal the field is `null` and the error is listed with the field's path,
+/// as the GraphQL spec handles field errors. (async-graphql on its own would
+/// drop the field from `data` instead of writing `null`.)
+pub fn null_on_rejection<T>(ctx: &Context<'_>, result: Result<Option<T>, Rejection>) -> Option<T> {
+    match result {
+        Ok(value) => value,
+        Err(rejection) => {
+            let mut error = graphql_error(rejection).into_server_error(ctx.item.pos);
+            error.path = field_path(ctx);
+            ctx.add_error(error);
+            None
+        }
+    }
+}
+
+fn field_path(ctx: &Context<'_>) -> Vec<PathSegment> {
+    let Some(node) = ctx.path_node.as_ref() else {
+        return Vec::new();
+    };
+    let mut path: Vec<PathSegment> = std::iter::once(node)
+        .chain(node.parents())
+        .map(|node| match node.segment {
+            QueryPathSegment::Name(name) => PathSegment::Field(name.to_owned()),
+            QueryPathSegment::Index(index) => PathSegment::Index(index),
+        })
+        .collect();
+    path.reverse();
+    path
 }
 
 /// A rejection as a request-level error, for refusals made before the

@@ -48,7 +48,7 @@ pub(crate) async fn graphql_get(state: web::Data<GatewayState>, request: HttpReq
             Ok(params) => params.into_inner(),
             Err(error) => return graphql_reply(malformed(format!("query string is not valid: {error}"))),
         };
-        if params.query.as_deref().map_or(true, str::is_empty) && accepts_html(request.headers()) {
+        if params.query.as_deref().unwrap_or_default().is_empty() && accepts_html(request.headers()) {
             return graphiql(&state.settings);
         }
         let graphql_request = match params.into_request() {

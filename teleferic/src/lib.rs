@@ -76,14 +76,20 @@ impl Gateway {
             .route("/readyz", web::get().to(http::readyz));
     }
 
-    /// Serves on an already-bound listener. The returned server runs once
-    /// awaited (or spawned); stop it through its [`actix_web::dev::ServerHandle`].
+    /// Serves on an already-bound listener. Call it inside a Tokio runtime;
+    /// the returned server accepts connections once it is awaited or spawned.
+    ///
+    /// The server installs no signal handlers: the caller owns shutdown and
+    /// stops it through [`actix_web::dev::Server::handle`] (`stop(true)`
+    /// finishes in-flight requests first), in whatever order the process
+    /// drains its roles.
     pub fn run(self, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
         let address = listener.local_addr()?;
         let server = HttpServer::new(move || {
             let gateway = self.clone();
             App::new().configure(move |cfg| gateway.configure(cfg))
         })
+        .disable_signals()
         .listen(listener)?
         .run();
         tracing::info!(%address, "gateway listening");

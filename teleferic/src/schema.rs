@@ -11,7 +11,7 @@
 //! - `messageSign` is the stored `messageSign`, byte for byte;
 //! - a lookup that finds nothing is `null` or `[]`, never an error.
 
-use crate::errors::graphql_error;
+use crate::errors::{graphql_error, null_on_rejection};
 use crate::scalars::{Address, AesEncryptedBlob, AesKey, Date, HmacSha256, PublicKey, Sha256, Sign};
 use async_graphql::{Context, EmptySubscription, Enum, InputObject, Object, Result, Schema, SimpleObject};
 use pm_models::api::{AcceptedEnvelope, AuthorizerApi, MessageQuery, PageRequest, PersonaQuery, ReaderApi};
@@ -51,14 +51,14 @@ fn services<'a>(ctx: &Context<'a>) -> &'a Services {
 }
 
 /// Resolves a persona by address; `None` when no persona has it.
-async fn persona_by_address(ctx: &Context<'_>, address: &str) -> Result<Option<Persona>> {
-    let found = services(ctx).reader.persona(PersonaQuery::Address(address.to_owned())).await.map_err(graphql_error)?;
+async fn persona_by_address(ctx: &Context<'_>, address: &str) -> Result<Option<Persona>, Rejection> {
+    let found = services(ctx).reader.persona(PersonaQuery::Address(address.to_owned())).await?;
     Ok(found.map(Persona::from))
 }
 
 // ---------------------------------------------------------------- enums
 
-/// `enum MessageType`, the names of section 6.
+/// The kind of a message (PROTOCOL.md section 6); clients never submit `SYSTEM`.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
 #[graphql(name = "MessageType", remote = "pm_models::MessageType")]
 pub enum MessageType {
@@ -72,7 +72,7 @@ pub enum MessageType {
 
 // ---------------------------------------------------------------- outputs
 
-/// `type Persona`.
+/// A registered identity: an Ed25519 key, its address and a nickname.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Persona {
     address: Address,
@@ -103,23 +103,27 @@ fn non_empty(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// `type Teleferic`: the node's persona and a fresh signed timestamp.
+/// This node: its persona and a fresh node-signed timestamp `T` to sign with.
 pub struct Teleferic;
 
 #[Object]
 impl Teleferic {
-    async fn persona(&self, ctx: &Context<'_>) -> Result<Option<Persona>> {
-        let address = services(ctx).authorizer.node_address().await.map_err(graphql_error)?;
-        persona_by_address(ctx, &address).await
+    async fn persona(&self, ctx: &Context<'_>) -> Option<Persona> {
+        let found = async {
+            let address = services(ctx).authorizer.node_address().await?;
+            persona_by_address(ctx, &address).await
+        };
+        null_on_rejection(ctx, found.await)
     }
 
-    async fn signed_timestamp(&self, ctx: &Context<'_>) -> Result<Option<Sign>> {
-        let timestamp = services(ctx).authorizer.signed_timestamp().await.map_err(graphql_error)?;
-        Ok(Some(Sign(timestamp)))
+    async fn signed_timestamp(&self, ctx: &Context<'_>) -> Option<Sign> {
+        let issued = services(ctx).authorizer.signed_timestamp().await;
+        null_on_rejection(ctx, issued.map(|timestamp| Some(Sign(timestamp))))
     }
 }
 
-/// `type ACLRule`: the reader is resolved to a persona (`null` if unknown).
+/// One reader of a private message and the message key encrypted for them;
+/// `reader` is `null` when the address is not a known persona.
 pub struct AclRule {
     reader: String,
     key: String,
@@ -127,8 +131,8 @@ pub struct AclRule {
 
 #[Object(name = "ACLRule")]
 impl AclRule {
-    async fn reader(&self, ctx: &Context<'_>) -> Result<Option<Persona>> {
-        persona_by_address(ctx, &self.reader).await
+    async fn reader(&self, ctx: &Context<'_>) -> Option<Persona> {
+        null_on_rejection(ctx, persona_by_address(ctx, &self.reader).await)
     }
 
     async fn key(&self) -> Option<AesKey> {
@@ -136,7 +140,7 @@ impl AclRule {
     }
 }
 
-/// `type Container`.
+/// An encrypted object container and the sender's signature over its hash.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Container {
     container_hash: Sha256,
@@ -144,7 +148,7 @@ pub struct Container {
     object_container: AesEncryptedBlob,
 }
 
-/// `type Object`.
+/// An object a message refers to, by hash, with its meta hashes.
 #[derive(SimpleObject, Clone, Debug)]
 #[graphql(name = "Object")]
 pub struct ObjectOutput {
@@ -177,7 +181,8 @@ enum SenderSource {
     Known(PersonaRecord),
 }
 
-/// `type MessageEnvelope`.
+/// A message as sent or stored: its envelope fields, sender persona and
+/// acceptance time.
 pub struct MessageEnvelope {
     envelope: Envelope,
     sender: SenderSource,
@@ -224,16 +229,29 @@ fn rebuild_message_sign(signature: &str, timestamp: &str) -> String {
 
 #[Object]
 impl MessageEnvelope {
-    async fn sender(&self, ctx: &Context<'_>) -> Result<Persona> {
+    /// The sender; for an accepted registration, the persona its body
+    /// describes.
+    // Non-null: when the persona cannot be looked up, the columns the
+    // message record carries stand in (with `createdAt` null), so the
+    // envelope keeps its shape.
+    async fn sender(&self, ctx: &Context<'_>) -> Persona {
         match &self.sender {
-            SenderSource::Known(record) => Ok(Persona::from(record.clone())),
+            SenderSource::Known(record) => Persona::from(record.clone()),
             SenderSource::Stored { address, pubkey, nickname } => {
-                Ok(persona_by_address(ctx, address).await?.unwrap_or_else(|| Persona {
+                let found = persona_by_address(ctx, address).await.unwrap_or_else(|rejection| {
+                    tracing::warn!(
+                        code = rejection.code.as_str(),
+                        error = %rejection.error,
+                        "sender lookup failed; serving the stored columns"
+                    );
+                    None
+                });
+                found.unwrap_or_else(|| Persona {
                     address: Address(address.clone()),
                     pubkey: PublicKey(pubkey_wire(pubkey)),
                     nickname: non_empty(nickname.clone()),
                     created_at: None,
-                }))
+                })
             }
         }
     }
@@ -284,7 +302,7 @@ impl MessageEnvelope {
 
 // ---------------------------------------------------------------- inputs
 
-/// `input ACLRuleInput`.
+/// One reader of a private message and the message key encrypted for them.
 #[derive(InputObject, Debug)]
 #[graphql(name = "ACLRuleInput")]
 pub struct AclRuleInput {
@@ -292,7 +310,7 @@ pub struct AclRuleInput {
     key: AesKey,
 }
 
-/// `input ContainerInput`.
+/// An encrypted object container and the sender's signature over its hash.
 #[derive(InputObject, Debug)]
 pub struct ContainerInput {
     container_hash: Sha256,
@@ -300,7 +318,7 @@ pub struct ContainerInput {
     object_container: AesEncryptedBlob,
 }
 
-/// `input ObjectInput`.
+/// An object a message refers to, by hash, with its meta hashes.
 #[derive(InputObject, Debug)]
 pub struct ObjectInput {
     object_hash: Sha256,
@@ -308,7 +326,8 @@ pub struct ObjectInput {
     container: Option<ContainerInput>,
 }
 
-/// `input MessageEnvelopeInput`.
+/// An envelope to submit (PROTOCOL.md section 5); `ACL` and `objects` may be
+/// null or omitted for a public message.
 #[derive(InputObject, Debug)]
 pub struct MessageEnvelopeInput {
     sender: Address,
@@ -382,7 +401,7 @@ impl TryFrom<MessageEnvelopeInput> for Envelope {
 
 // ---------------------------------------------------------------- roots
 
-/// `type Query`.
+/// Lookups; one that finds nothing is `null` or `[]`.
 pub struct Query;
 
 #[Object]
@@ -398,24 +417,23 @@ impl Query {
         address: Option<Address>,
         pubkey: Option<PublicKey>,
         nickname: Option<String>,
-    ) -> Result<Option<Persona>> {
+    ) -> Option<Persona> {
         let query = match (address, pubkey, nickname) {
             (Some(address), None, None) => PersonaQuery::Address(address.0),
             (None, Some(pubkey), None) => PersonaQuery::PublicKey(pubkey.0),
             (None, None, Some(nickname)) => PersonaQuery::Nickname(nickname),
             _ => {
-                return Err(graphql_error(Rejection::bad_query(
-                    "persona takes exactly one of address, pubkey or nickname",
-                )))
+                let refusal = Rejection::bad_query("persona takes exactly one of address, pubkey or nickname");
+                return null_on_rejection(ctx, Err(refusal));
             }
         };
-        let found = services(ctx).reader.persona(query).await.map_err(graphql_error)?;
-        Ok(found.map(Persona::from))
+        let found = services(ctx).reader.persona(query).await;
+        null_on_rejection(ctx, found.map(|found| found.map(Persona::from)))
     }
 
-    async fn message_by_hash(&self, ctx: &Context<'_>, message_hash: Sha256) -> Result<Option<MessageEnvelope>> {
-        let found = services(ctx).reader.message(&message_hash.0).await.map_err(graphql_error)?;
-        Ok(found.map(MessageEnvelope::from_record))
+    async fn message_by_hash(&self, ctx: &Context<'_>, message_hash: Sha256) -> Option<MessageEnvelope> {
+        let found = services(ctx).reader.message(&message_hash.0).await;
+        null_on_rejection(ctx, found.map(|found| found.map(MessageEnvelope::from_record)))
     }
 
     async fn message_by_sender(
@@ -448,9 +466,9 @@ impl Query {
         list_messages(ctx, MessageQuery::Date(date.0), limit, after).await
     }
 
-    async fn object_by_hash(&self, ctx: &Context<'_>, object_hash: Sha256) -> Result<Option<ObjectOutput>> {
-        let found = services(ctx).reader.object(&object_hash.0).await.map_err(graphql_error)?;
-        Ok(found.map(ObjectOutput::from))
+    async fn object_by_hash(&self, ctx: &Context<'_>, object_hash: Sha256) -> Option<ObjectOutput> {
+        let found = services(ctx).reader.object(&object_hash.0).await;
+        null_on_rejection(ctx, found.map(|found| found.map(ObjectOutput::from)))
     }
 }
 
@@ -465,24 +483,27 @@ async fn list_messages(
     Ok(records.into_iter().map(MessageEnvelope::from_record).collect())
 }
 
-/// `type Mutation`.
+/// Submitting messages.
 pub struct Mutation;
 
 #[Object]
 impl Mutation {
     /// Returns the accepted envelope once it is queued.
-    async fn send_message(&self, ctx: &Context<'_>, envelope: MessageEnvelopeInput) -> Result<Option<MessageEnvelope>> {
-        let envelope = Envelope::try_from(envelope).map_err(graphql_error)?;
-        let message_hash = envelope.message_hash.clone();
-        let accepted = services(ctx).authorizer.send_message(envelope).await.map_err(|rejection| {
-            tracing::info!(
-                message_hash = %message_hash,
-                code = rejection.code.as_str(),
-                "envelope refused"
-            );
-            graphql_error(rejection)
-        })?;
-        tracing::info!(message_hash = %message_hash, "envelope accepted");
-        Ok(Some(MessageEnvelope::from_accepted(accepted)))
+    async fn send_message(&self, ctx: &Context<'_>, envelope: MessageEnvelopeInput) -> Option<MessageEnvelope> {
+        let sent = async {
+            let envelope = Envelope::try_from(envelope)?;
+            let message_hash = envelope.message_hash.clone();
+            match services(ctx).authorizer.send_message(envelope).await {
+                Ok(accepted) => {
+                    tracing::info!(%message_hash, "envelope accepted");
+                    Ok(Some(MessageEnvelope::from_accepted(accepted)))
+                }
+                Err(rejection) => {
+                    tracing::info!(%message_hash, code = rejection.code.as_str(), "envelope refused");
+                    Err(rejection)
+                }
+            }
+        };
+        null_on_rejection(ctx, sent.await)
     }
 }

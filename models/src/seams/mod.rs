@@ -4,9 +4,14 @@
 //! claims of section 6), plus [`Admission`], which takes an envelope's claims
 //! and queues it as one step.
 //!
-//! Backends live one per module; [`embedded`] keeps all four in one redb file.
+//! Backends live one per module; [`embedded`] keeps all four in one redb file;
+//! [`rabbitmq`], [`hbase`] and [`elasticsearch`] are the distributed ones.
 
+pub mod elasticsearch;
 pub mod embedded;
+pub mod hbase;
+pub mod rabbitmq;
+pub mod services;
 
 use crate::records::{MessageRecord, PersonaRecord};
 use crate::time::{Day, Micros};

@@ -1,0 +1,648 @@
+//! The HBase backend: the [`RecordStore`] (tables `persona` and `message`)
+//! and the [`ClaimStore`] (table `claim`) of PROTOCOL.md section 9, spoken
+//! through the HBase Thrift v1 gateway (buffered transport, binary protocol).
+//!
+//! Guarantees:
+//! - **Idempotent writes.** A record is one `mutateRow` of all its columns
+//!   under its natural row key (address, `messageHash`), written to the WAL;
+//!   `put_*` returns once HBase acknowledged the mutation. Writing the same
+//!   record again stores the same cells. Optional persona columns that are
+//!   `None` are left out, and a write never deletes a column: a record
+//!   under a key never changes, so a rewrite is always the same record.
+//! - **Put-if-absent claims.** A claim is a `checkAndPut` on `claim:by`,
+//!   atomic under HBase's row lock, so any number of processes may claim at
+//!   once and two conflicting claims never both win. A claim is free when
+//!   `claim:by` is absent or empty: `checkAndPut` goes out with an empty
+//!   expected value, and HBase's check for an empty value is its check for
+//!   an absent one (an unset value, `ifNotExists`, also matches an empty
+//!   cell; `tests/hbase_backend.rs` pins both against the live gateway).
+//!   Releasing is itself a `checkAndPut` (expected: the holder, new value:
+//!   empty), so a release never drops someone else's claim, and the claim
+//!   table never holds Delete markers, which in HBase mask any later put
+//!   with the same millisecond timestamp (a claim retaken right after a
+//!   release could otherwise silently vanish). A released claim therefore
+//!   stays as a row whose `claim:by` is empty; [`ClaimStore::holder`] reads
+//!   it as free.
+//! - **All-or-nothing.** [`ClaimStore::claim`] takes the keys in order and,
+//!   on a conflict or a failure, gives back the ones it took.
+//! - **Reconnects.** Connections come from a small pool. One that is idle
+//!   past half the gateway's 60 s read timeout, or that the gateway already
+//!   closed (probed with a non-blocking peek), is never reused; a call whose
+//!   connection breaks is retried once on a freshly dialled connection, so a
+//!   gateway restart costs at most the calls in flight. All calls run on the
+//!   blocking thread pool with connect, read and write timeouts.
+//!
+//! A claim retried after its connection broke mid-call cannot tell its own
+//! applied put from the same message's concurrent claim; it counts a key held
+//! by the same message hash as its own (at worst the same envelope is queued
+//! twice, which the writer stores once).
+
+use super::{BackendError, ClaimKey, ClaimOutcome, ClaimStore, RecordStore};
+use crate::codec::from_msgpack;
+use crate::records::{MessageRecord, PersonaRecord};
+use async_trait::async_trait;
+use hbase_thrift::hbase::{AlreadyExists, ColumnDescriptor, HbaseSyncClient, IOError, IllegalArgument, Mutation};
+use hbase_thrift::hbase::{TCell, THbaseSyncClient};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
+use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport};
+use tokio::sync::Semaphore;
+
+/// Where the Thrift v1 gateway is and how the tables are named.
+#[derive(Clone, Debug)]
+pub struct HBaseSettings {
+    pub host: String,
+    pub port: u16,
+    /// Prepended to `persona`, `message` and `claim`; empty in production.
+    pub table_prefix: String,
+    /// Most connections open at once (and calls in flight).
+    pub pool_size: u32,
+    /// Connect, read and write timeout of every call.
+    pub timeout: Duration,
+}
+
+impl Default for HBaseSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 9090,
+            table_prefix: String::new(),
+            pool_size: 8,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The gateway drops a connection idle for 60 s
+/// (`hbase.thrift.server.socket.read.timeout`); retire ours well before, so
+/// a request never races the server closing the socket under it.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+/// Table creation waits for region assignment, which can take longer than
+/// an ordinary call.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+const PERSONA: &str = "persona";
+const MESSAGE: &str = "message";
+const CLAIM: &str = "claim";
+const CLAIM_BY: &str = "claim:by";
+
+type Client = HbaseSyncClient<
+    TBinaryInputProtocol<TBufferedReadTransport<TcpStream>>,
+    TBinaryOutputProtocol<TBufferedWriteTransport<TcpStream>>,
+>;
+
+/// One gateway connection.
+struct Connection {
+    client: Client,
+    /// Another handle on the client's socket, for probing and timeouts.
+    socket: TcpStream,
+    idle_since: Instant,
+}
+
+impl Connection {
+    fn dial(addresses: &[SocketAddr], timeout: Duration) -> io::Result<Self> {
+        let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the host resolves to no address");
+        for address in addresses {
+            match TcpStream::connect_timeout(address, timeout) {
+                Ok(socket) => return Self::over(socket, timeout),
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
+    }
+
+    fn over(socket: TcpStream, timeout: Duration) -> io::Result<Self> {
+        socket.set_read_timeout(Some(timeout))?;
+        socket.set_write_timeout(Some(timeout))?;
+        // One write per call, then a wait for the answer: never delay it.
+        socket.set_nodelay(true)?;
+        let input = TBinaryInputProtocol::new(TBufferedReadTransport::new(socket.try_clone()?), true);
+        let output = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(socket.try_clone()?), true);
+        Ok(Self { client: HbaseSyncClient::new(input, output), socket, idle_since: Instant::now() })
+    }
+
+    /// True when the connection is young enough and the gateway has not
+    /// closed it: between calls nothing may be waiting to be read, so a
+    /// non-blocking peek must find no data and no end of stream.
+    fn is_reusable(&self) -> bool {
+        if self.idle_since.elapsed() > MAX_IDLE || self.socket.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let quiet = matches!(self.socket.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        self.socket.set_nonblocking(false).is_ok() && quiet
+    }
+}
+
+/// Why one attempt of a call failed.
+enum Failure {
+    /// The gateway cannot be reached at all.
+    Unreachable(String),
+    /// The connection failed or timed out during the call: whether HBase
+    /// applied it is unknown, and the connection is gone.
+    Broken(String),
+    /// The gateway answered with an error.
+    Refused(String),
+}
+
+impl Failure {
+    fn into_backend(self) -> BackendError {
+        match self {
+            Self::Unreachable(m) | Self::Broken(m) | Self::Refused(m) => BackendError::Unavailable(m),
+        }
+    }
+}
+
+/// The first line of an HBase exception (the gateway sends whole stack traces).
+fn first_line(text: Option<&str>) -> String {
+    text.and_then(|t| t.lines().next()).unwrap_or("no message").to_owned()
+}
+
+fn describe_user_error(error: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    if let Some(e) = error.downcast_ref::<IOError>() {
+        format!("hbase error: {}", first_line(e.message.as_deref()))
+    } else if let Some(e) = error.downcast_ref::<IllegalArgument>() {
+        format!("hbase refused an argument: {}", first_line(e.message.as_deref()))
+    } else if let Some(e) = error.downcast_ref::<AlreadyExists>() {
+        format!("hbase: already exists: {}", first_line(e.message.as_deref()))
+    } else {
+        error.to_string()
+    }
+}
+
+/// A call's result and whether its connection can serve the next call.
+fn classify(error: thrift::Error) -> (Failure, bool) {
+    match error {
+        // The stream is broken or out of step with the server.
+        thrift::Error::Transport(e) => (Failure::Broken(format!("hbase thrift transport: {e}")), false),
+        thrift::Error::Protocol(e) => (Failure::Broken(format!("hbase thrift protocol: {e}")), false),
+        // The gateway answered, but an answer we did not expect may leave the
+        // stream out of step (e.g. a sequence number mismatch): drop it.
+        thrift::Error::Application(e) => (Failure::Refused(format!("hbase thrift gateway: {e}")), false),
+        thrift::Error::User(e) => (Failure::Refused(describe_user_error(e.as_ref())), true),
+    }
+}
+
+/// The table names of one deployment.
+struct Tables {
+    persona: Vec<u8>,
+    message: Vec<u8>,
+    claim: Vec<u8>,
+}
+
+struct Inner {
+    settings: HBaseSettings,
+    tables: Tables,
+    idle: Mutex<Vec<Connection>>,
+    /// Bounds the calls in flight, hence the connections open, to `pool_size`.
+    permits: Arc<Semaphore>,
+}
+
+impl Inner {
+    fn endpoint(&self) -> String {
+        format!("{}:{}", self.settings.host, self.settings.port)
+    }
+
+    fn dial(&self) -> Result<Connection, Failure> {
+        let endpoint = self.endpoint();
+        let unreachable = |e: io::Error| Failure::Unreachable(format!("hbase thrift gateway {endpoint}: {e}"));
+        let addresses: Vec<SocketAddr> =
+            (self.settings.host.as_str(), self.settings.port).to_socket_addrs().map_err(unreachable)?.collect();
+        Connection::dial(&addresses, self.settings.timeout).map_err(unreachable)
+    }
+
+    /// A pooled connection that is still good, else a new one.
+    fn checkout(&self) -> Result<Connection, Failure> {
+        loop {
+            let pooled = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            match pooled {
+                Some(connection) if connection.is_reusable() => return Ok(connection),
+                Some(_stale) => {
+                    tracing::debug!(endpoint = %self.endpoint(), "retiring an idle or closed hbase connection")
+                }
+                None => return self.dial(),
+            }
+        }
+    }
+
+    fn checkin(&self, mut connection: Connection) {
+        connection.idle_since = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < self.settings.pool_size.max(1) as usize {
+            idle.push(connection);
+        }
+    }
+
+    /// One attempt of `op`, on a pooled connection or on a new one.
+    fn attempt<T>(&self, fresh: bool, op: &mut impl FnMut(&mut Connection) -> thrift::Result<T>) -> Result<T, Failure> {
+        let mut connection = if fresh { self.dial()? } else { self.checkout()? };
+        match op(&mut connection) {
+            Ok(value) => {
+                self.checkin(connection);
+                Ok(value)
+            }
+            Err(error) => {
+                let (failure, reusable) = classify(error);
+                if reusable {
+                    self.checkin(connection);
+                }
+                Err(failure)
+            }
+        }
+    }
+
+    /// Runs `op`, retrying it once on a new connection when its connection
+    /// broke. Only for calls that may be applied twice.
+    fn call<T>(&self, name: &str, mut op: impl FnMut(&mut Connection) -> thrift::Result<T>) -> Result<T, BackendError> {
+        match self.attempt(false, &mut op) {
+            Err(Failure::Broken(first)) => {
+                tracing::warn!(call = name, error = %first, "hbase connection broke; retrying on a new connection");
+                self.attempt(true, &mut op).map_err(Failure::into_backend)
+            }
+            other => other.map_err(Failure::into_backend),
+        }
+    }
+
+    // ----- records -------------------------------------------------------
+
+    fn put_row(&self, table: &[u8], row: &str, cells: Vec<(String, Vec<u8>)>) -> Result<(), BackendError> {
+        let mutations: Vec<Mutation> =
+            cells.into_iter().map(|(column, value)| put(column.into_bytes(), value)).collect();
+        self.call("mutateRow", |c| {
+            c.client.mutate_row(table.to_vec(), row.as_bytes().to_vec(), mutations.clone(), BTreeMap::new())
+        })
+    }
+
+    /// The cells of a row by column name (`family:qualifier`), or `None`.
+    fn get_row(&self, table: &[u8], row: &str) -> Result<Option<Cells>, BackendError> {
+        let rows =
+            self.call("getRow", |c| c.client.get_row(table.to_vec(), row.as_bytes().to_vec(), BTreeMap::new()))?;
+        Ok(rows.into_iter().next().and_then(|r| r.columns).filter(|columns| !columns.is_empty()).map(Cells))
+    }
+
+    // ----- claims ------------------------------------------------------
+
+    /// The holder of a claim row (`claim:by` when not empty), read on a
+    /// pooled or a new connection.
+    fn claim_holder(&self, fresh: bool, row: &str) -> Result<Option<Vec<u8>>, Failure> {
+        let mut op = |c: &mut Connection| {
+            c.client.get_row_with_columns(
+                self.tables.claim.clone(),
+                row.as_bytes().to_vec(),
+                vec![CLAIM_BY.into()],
+                BTreeMap::new(),
+            )
+        };
+        let rows = self.attempt(fresh, &mut op)?;
+        let value = rows.into_iter().next().and_then(|r| r.columns).and_then(|mut c| c.remove(CLAIM_BY.as_bytes()));
+        Ok(value.and_then(|cell| cell.value).filter(|v| !v.is_empty()))
+    }
+
+    /// `checkAndPut` of `claim:by`: when it equals `expected` (empty: absent
+    /// or empty), it becomes `value`. True when the put was applied.
+    fn swap_claim(&self, fresh: bool, row: &str, expected: &str, value: &str) -> Result<bool, Failure> {
+        let mut op = |c: &mut Connection| {
+            c.client.check_and_put(
+                self.tables.claim.clone(),
+                row.as_bytes().to_vec(),
+                CLAIM_BY.into(),
+                expected.as_bytes().to_vec(),
+                put(CLAIM_BY.into(), value.as_bytes().to_vec()),
+                BTreeMap::new(),
+            )
+        };
+        self.attempt(fresh, &mut op)
+    }
+
+    /// Takes one claim row for `by`: true when taken, false when held.
+    fn take(&self, row: &str, by: &str) -> Result<bool, BackendError> {
+        match self.swap_claim(false, row, "", by) {
+            Err(Failure::Broken(first)) => {
+                // The put may have been applied before the connection broke:
+                // look before trying again.
+                tracing::warn!(row, error = %first, "hbase connection broke during a claim; checking its holder");
+                match self.claim_holder(true, row).map_err(Failure::into_backend)? {
+                    None => self.swap_claim(true, row, "", by).map_err(Failure::into_backend),
+                    Some(holder) => Ok(holder == by.as_bytes()),
+                }
+            }
+            other => other.map_err(Failure::into_backend),
+        }
+    }
+
+    /// Frees a claim row if `by` holds it.
+    fn give_back(&self, row: &str, by: &str) -> Result<(), BackendError> {
+        match self.swap_claim(false, row, by, "") {
+            Err(Failure::Broken(first)) => {
+                tracing::warn!(row, error = %first, "hbase connection broke during a release; retrying on a new connection");
+                self.swap_claim(true, row, by, "").map(drop).map_err(Failure::into_backend)
+            }
+            other => other.map(drop).map_err(Failure::into_backend),
+        }
+    }
+
+    fn claim_all(&self, keys: &[ClaimKey], by: &str) -> Result<ClaimOutcome, BackendError> {
+        let mut taken: Vec<String> = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row = key.row_key();
+            match self.take(&row, by) {
+                Ok(true) => taken.push(row),
+                Ok(false) => {
+                    self.roll_back(&taken, by);
+                    return Ok(ClaimOutcome::Conflict(key.clone()));
+                }
+                Err(error) => {
+                    // The failed put may have landed: give it back too.
+                    taken.push(row);
+                    self.roll_back(&taken, by);
+                    return Err(error);
+                }
+            }
+        }
+        Ok(ClaimOutcome::Claimed)
+    }
+
+    fn roll_back(&self, rows: &[String], by: &str) {
+        for row in rows.iter().rev() {
+            if let Err(error) = self.give_back(row, by) {
+                tracing::error!(row = %row, by, error = %error, "a claim taken by a failed claim could not be given back");
+            }
+        }
+    }
+
+    // ----- tables ------------------------------------------------------
+
+    fn create_tables(&self) -> Result<(), BackendError> {
+        for (table, family) in
+            [(&self.tables.persona, PERSONA), (&self.tables.message, MESSAGE), (&self.tables.claim, CLAIM)]
+        {
+            self.call("createTable", |c| {
+                c.socket.set_read_timeout(Some(ADMIN_TIMEOUT.max(self.settings.timeout)))?;
+                let created = create_table(&mut c.client, table, family);
+                c.socket.set_read_timeout(Some(self.settings.timeout))?;
+                created
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates `table` with its one column family, or enables it if it exists.
+fn create_table(client: &mut Client, table: &[u8], family: &str) -> thrift::Result<()> {
+    if !client.get_table_names()?.iter().any(|name| name == table) {
+        // One version per cell: rewrites are idempotent and only the newest
+        // value is ever read. HBase's defaults otherwise (bloom filter on rows).
+        let descriptor = ColumnDescriptor::new(
+            format!("{family}:").into_bytes(),
+            1,
+            "NONE".to_owned(),
+            false,
+            "ROW".to_owned(),
+            0,
+            0,
+            true,
+            i32::MAX,
+        );
+        match client.create_table(table.to_vec(), vec![descriptor]) {
+            Err(thrift::Error::User(e)) if e.is::<AlreadyExists>() => {}
+            other => other?,
+        }
+    }
+    if !client.is_table_enabled(table.to_vec())? {
+        client.enable_table(table.to_vec())?;
+    }
+    Ok(())
+}
+
+/// A put of one cell, written to the WAL before HBase acknowledges it.
+fn put(column: Vec<u8>, value: Vec<u8>) -> Mutation {
+    Mutation::new(false, column, value, true)
+}
+
+/// The cells of one row, by column name.
+struct Cells(BTreeMap<Vec<u8>, TCell>);
+
+impl Cells {
+    fn bytes(&self, column: &str) -> Option<&[u8]> {
+        self.0.get(column.as_bytes()).and_then(|cell| cell.value.as_deref())
+    }
+
+    fn optional(&self, column: &str) -> Result<Option<String>, BackendError> {
+        self.bytes(column)
+            .map(|bytes| {
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|_| BackendError::Corrupt(format!("hbase column {column} is not UTF-8")))
+            })
+            .transpose()
+    }
+
+    fn required(&self, column: &str) -> Result<String, BackendError> {
+        self.optional(column)?.ok_or_else(|| BackendError::Corrupt(format!("hbase column {column} is missing")))
+    }
+
+    fn required_bytes(&self, column: &str) -> Result<&[u8], BackendError> {
+        self.bytes(column).ok_or_else(|| BackendError::Corrupt(format!("hbase column {column} is missing")))
+    }
+}
+
+fn cell(family: &str, qualifier: &str, value: impl Into<Vec<u8>>) -> (String, Vec<u8>) {
+    (format!("{family}:{qualifier}"), value.into())
+}
+
+/// The columns of a persona row; optional columns are left out when `None`.
+fn persona_cells(persona: &PersonaRecord) -> Vec<(String, Vec<u8>)> {
+    let mut cells = vec![
+        cell(PERSONA, "address", persona.address.as_str()),
+        cell(PERSONA, "pubkey", persona.pubkey.as_str()),
+        cell(PERSONA, "nickname", persona.nickname.as_str()),
+        cell(PERSONA, "created_at", persona.created_at.as_str()),
+    ];
+    for (qualifier, value) in [
+        ("registration_hash", &persona.registration_hash),
+        ("invite_hash", &persona.invite_hash),
+        ("inviter", &persona.inviter),
+    ] {
+        if let Some(value) = value {
+            cells.push(cell(PERSONA, qualifier, value.as_str()));
+        }
+    }
+    cells
+}
+
+fn persona_from(cells: &Cells) -> Result<PersonaRecord, BackendError> {
+    Ok(PersonaRecord {
+        address: cells.required("persona:address")?,
+        pubkey: cells.required("persona:pubkey")?,
+        nickname: cells.required("persona:nickname")?,
+        created_at: cells.required("persona:created_at")?,
+        registration_hash: cells.optional("persona:registration_hash")?,
+        invite_hash: cells.optional("persona:invite_hash")?,
+        inviter: cells.optional("persona:inviter")?,
+    })
+}
+
+fn message_cells(message: &MessageRecord) -> Vec<(String, Vec<u8>)> {
+    vec![
+        cell(MESSAGE, "persona_sender", message.persona_sender.as_str()),
+        cell(MESSAGE, "persona_pubkey", message.persona_pubkey.as_str()),
+        cell(MESSAGE, "persona_nickname", message.persona_nickname.as_str()),
+        cell(MESSAGE, "type", message.message_type.to_string()),
+        cell(MESSAGE, "hash", message.hash.as_str()),
+        cell(MESSAGE, "signature", message.signature.as_str()),
+        cell(MESSAGE, "timestamp", message.timestamp.as_str()),
+        cell(MESSAGE, "dossier_hash", message.dossier_hash.as_str()),
+        cell(MESSAGE, "body_hash", message.body_hash.as_str()),
+        cell(MESSAGE, "acl", message.acl_column()),
+        cell(MESSAGE, "objects", message.objects_column()),
+        cell(MESSAGE, "message", message.message.as_str()),
+        cell(MESSAGE, "created_at", message.created_at.as_str()),
+        cell(MESSAGE, "message_sign", message.message_sign.as_str()),
+    ]
+}
+
+fn message_from(cells: &Cells) -> Result<MessageRecord, BackendError> {
+    let message_type = cells.required("message:type")?;
+    Ok(MessageRecord {
+        persona_sender: cells.required("message:persona_sender")?,
+        persona_pubkey: cells.required("message:persona_pubkey")?,
+        persona_nickname: cells.required("message:persona_nickname")?,
+        message_type: message_type.parse().map_err(|_| {
+            BackendError::Corrupt(format!("hbase column message:type {message_type:?} is not a type code"))
+        })?,
+        hash: cells.required("message:hash")?,
+        signature: cells.required("message:signature")?,
+        timestamp: cells.required("message:timestamp")?,
+        dossier_hash: cells.required("message:dossier_hash")?,
+        body_hash: cells.required("message:body_hash")?,
+        acl: from_msgpack(cells.required_bytes("message:acl")?)
+            .map_err(|e| BackendError::Corrupt(format!("hbase column message:acl: {e}")))?,
+        objects: from_msgpack(cells.required_bytes("message:objects")?)
+            .map_err(|e| BackendError::Corrupt(format!("hbase column message:objects: {e}")))?,
+        message: cells.required("message:message")?,
+        created_at: cells.required("message:created_at")?,
+        message_sign: cells.required("message:message_sign")?,
+    })
+}
+
+/// The HBase record and claim store; cheap to clone (one shared pool).
+#[derive(Clone)]
+pub struct HBaseStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for HBaseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HBaseStore").field("settings", &self.inner.settings).finish_non_exhaustive()
+    }
+}
+
+impl HBaseStore {
+    /// Opens a first connection to the gateway, so a wrong address fails here.
+    pub async fn connect(settings: HBaseSettings) -> Result<Self, BackendError> {
+        let prefix = &settings.table_prefix;
+        let tables = Tables {
+            persona: format!("{prefix}{PERSONA}").into_bytes(),
+            message: format!("{prefix}{MESSAGE}").into_bytes(),
+            claim: format!("{prefix}{CLAIM}").into_bytes(),
+        };
+        let permits = Arc::new(Semaphore::new(settings.pool_size.max(1) as usize));
+        let store = Self { inner: Arc::new(Inner { settings, tables, idle: Mutex::new(Vec::new()), permits }) };
+        RecordStore::ping(&store).await?;
+        Ok(store)
+    }
+
+    /// Creates the tables `persona`, `message` and `claim` (each with one
+    /// column family named like the table) when missing, and enables them
+    /// when disabled. Idempotent; `pm bootstrap` calls it.
+    pub async fn create_tables(&self) -> Result<(), BackendError> {
+        self.blocking(|inner| inner.create_tables()).await
+    }
+
+    /// Runs blocking Thrift work on the blocking pool, at most `pool_size` at once.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<T, BackendError> + Send + 'static,
+    ) -> Result<T, BackendError> {
+        let permit = self.inner.permits.clone().acquire_owned().await.expect("the permit semaphore is never closed");
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&inner)
+        })
+        .await
+        .map_err(|e| BackendError::Unavailable(format!("hbase call did not complete: {e}")))?
+    }
+}
+
+#[async_trait]
+impl RecordStore for HBaseStore {
+    async fn put_persona(&self, persona: &PersonaRecord) -> Result<(), BackendError> {
+        let (row, cells) = (persona.address.clone(), persona_cells(persona));
+        self.blocking(move |inner| inner.put_row(&inner.tables.persona, &row, cells)).await
+    }
+
+    async fn persona(&self, address: &str) -> Result<Option<PersonaRecord>, BackendError> {
+        let row = address.to_owned();
+        self.blocking(move |inner| inner.get_row(&inner.tables.persona, &row)?.as_ref().map(persona_from).transpose())
+            .await
+    }
+
+    async fn put_message(&self, message: &MessageRecord) -> Result<(), BackendError> {
+        let (row, cells) = (message.hash.clone(), message_cells(message));
+        self.blocking(move |inner| inner.put_row(&inner.tables.message, &row, cells)).await
+    }
+
+    async fn message(&self, hash: &str) -> Result<Option<MessageRecord>, BackendError> {
+        let row = hash.to_owned();
+        self.blocking(move |inner| inner.get_row(&inner.tables.message, &row)?.as_ref().map(message_from).transpose())
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.blocking(|inner| inner.call("getTableNames", |c| c.client.get_table_names().map(drop))).await
+    }
+}
+
+#[async_trait]
+impl ClaimStore for HBaseStore {
+    /// Takes the keys one by one, in order, with `checkAndPut`; on a key
+    /// already held (even by `by`) gives back those this call took.
+    ///
+    /// # Panics
+    /// When `by` is empty: an empty `claim:by` means "free".
+    async fn claim(&self, keys: &[ClaimKey], by: &str) -> Result<ClaimOutcome, BackendError> {
+        assert!(!by.is_empty(), "claims are held by a message hash, never by an empty string");
+        let (keys, by) = (keys.to_vec(), by.to_owned());
+        self.blocking(move |inner| inner.claim_all(&keys, &by)).await
+    }
+
+    async fn release(&self, keys: &[ClaimKey], by: &str) -> Result<(), BackendError> {
+        if by.is_empty() {
+            return Ok(());
+        }
+        let (keys, by) = (keys.to_vec(), by.to_owned());
+        self.blocking(move |inner| keys.iter().try_for_each(|key| inner.give_back(&key.row_key(), &by))).await
+    }
+
+    async fn holder(&self, key: &ClaimKey) -> Result<Option<String>, BackendError> {
+        let row = key.row_key();
+        self.blocking(move |inner| {
+            let holder = match inner.claim_holder(false, &row) {
+                Err(Failure::Broken(_)) => inner.claim_holder(true, &row),
+                other => other,
+            };
+            holder
+                .map_err(Failure::into_backend)?
+                .map(|bytes| {
+                    String::from_utf8(bytes).map_err(|_| {
+                        BackendError::Corrupt(format!("claim row {row:?} holds a claim:by that is not UTF-8"))
+                    })
+                })
+                .transpose()
+        })
+        .await
+    }
+}

@@ -1,0 +1,759 @@
+//! The RabbitMQ queue backend (PROTOCOL.md section 8), over lapin.
+//!
+//! Topology, declared at connect and again after every reconnect: exchange
+//! `writer_exchange` (direct, durable) bound with routing key `writer` to the
+//! durable queue `writer_queue` (quorum by default, classic if configured),
+//! whose dead-letter exchange is `writer_dlx` (fanout, durable) feeding the
+//! durable queue `writer_dead` of the same kind. Every name takes the
+//! configured prefix, so tests never share a queue.
+//!
+//! Guarantees:
+//! - **Confirms.** [`Queue::publish`] returns `Ok` only after the broker
+//!   confirmed the message with an ack: it is then on disk (a quorum queue:
+//!   on a majority). Messages are persistent and published `mandatory`, so an
+//!   unroutable message is returned and reported, not silently confirmed. A
+//!   nack, a return, a connection error or no confirm within
+//!   `publish_timeout` is [`BackendError::Unavailable`]; publish never waits
+//!   longer than `publish_timeout`, so the authorizer can answer 503.
+//! - **Manual acks.** A consumer acknowledges nothing by itself: a delivery
+//!   leaves the queue only through [`Consumer::ack`] or
+//!   [`Consumer::dead_letter`] (which first publishes a confirmed copy, with
+//!   header `x-dead-reason`, to the dead-letter exchange).
+//! - **Redelivery.** Whatever is unsettled when a channel closes (consumer
+//!   dropped, connection lost, process killed) is handed out again with
+//!   `redelivered` set; the writer's writes are idempotent, so this is safe.
+//!   An ack for a delivery of a channel that has since died is refused
+//!   ([`BackendError::Unavailable`]): the broker has already taken it back.
+//! - **Reconnect.** lapin does not recover connections by itself (its
+//!   auto-recovery is not production-ready: amqp-rs/lapin #420, #450), so
+//!   this module does: the publisher reopens its connection lazily, on the next
+//!   publish or ping, with exponential backoff (`reconnect_initial` doubling
+//!   up to `reconnect_max`; within the backoff window a publish fails at
+//!   once); a consumer reopens connection, channel, topology, qos and
+//!   subscription inside [`Consumer::next`], with the same backoff, and goes
+//!   on. Each reconnect is logged as a warning. Payloads are never logged.
+
+use super::{BackendError, Consumer, Delivery, Queue, QueuedMessage};
+use crate::time::Micros;
+use async_trait::async_trait;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::{timeout, timeout_at, Instant};
+
+/// Routing key binding `writer_queue` to `writer_exchange`.
+pub const ROUTING_KEY: &str = "writer";
+/// Header carrying the acceptance time as RFC 3339 with microseconds.
+pub const ACCEPTED_AT_HEADER: &str = "x-accepted-at";
+/// Header a dead-lettered copy carries with the reason it can never be written.
+pub const DEAD_REASON_HEADER: &str = "x-dead-reason";
+/// Content type of every queued payload (`msgpack(envelope)`).
+pub const CONTENT_TYPE: &str = "application/msgpack";
+/// AMQP delivery mode 2: the broker writes the message to disk.
+const PERSISTENT: u8 = 2;
+const CONSUMER_TAG: &str = "pm-writer";
+
+/// The type of `writer_queue` and `writer_dead`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QueueKind {
+    /// Replicated (Raft) queue; the default.
+    #[default]
+    Quorum,
+    /// A single-node queue, for brokers without quorum queues.
+    Classic,
+}
+
+impl QueueKind {
+    /// The value of the `x-queue-type` argument.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quorum => "quorum",
+            Self::Classic => "classic",
+        }
+    }
+}
+
+/// Where the broker is and how this backend talks to it.
+#[derive(Clone)]
+pub struct RabbitMqSettings {
+    /// AMQP URI; the vhost is URL-encoded (`%2f` is `/`). Add `?heartbeat=10`
+    /// to notice a vanished broker sooner than the server's default.
+    pub url: String,
+    /// Prepended to every exchange and queue name; empty in production.
+    pub prefix: String,
+    pub queue_kind: QueueKind,
+    /// Unacknowledged deliveries a consumer holds at most.
+    pub prefetch: u16,
+    /// The longest a publish (and any single connect attempt) may take.
+    pub publish_timeout: Duration,
+    /// First wait after a failed connect; doubles up to `reconnect_max`.
+    pub reconnect_initial: Duration,
+    pub reconnect_max: Duration,
+}
+
+impl Default for RabbitMqSettings {
+    fn default() -> Self {
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+            prefix: String::new(),
+            queue_kind: QueueKind::Quorum,
+            prefetch: 200,
+            publish_timeout: Duration::from_secs(5),
+            reconnect_initial: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RabbitMqSettings {
+    /// The URL with its password masked, fit for logs.
+    fn redacted_url(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    // Cannot fail: a URL with a password has a host.
+                    let _ = url.set_password(Some("***"));
+                }
+                url.to_string()
+            }
+            Err(_) => "<unparsable url>".to_owned(),
+        }
+    }
+}
+
+// Hand-written so that the password in `url` never reaches a log.
+impl fmt::Debug for RabbitMqSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RabbitMqSettings")
+            .field("url", &self.redacted_url())
+            .field("prefix", &self.prefix)
+            .field("queue_kind", &self.queue_kind)
+            .field("prefetch", &self.prefetch)
+            .field("publish_timeout", &self.publish_timeout)
+            .field("reconnect_initial", &self.reconnect_initial)
+            .field("reconnect_max", &self.reconnect_max)
+            .finish()
+    }
+}
+
+/// The names of section 8, with the configured prefix.
+#[derive(Clone, Debug)]
+struct Topology {
+    exchange: String,
+    queue: String,
+    dead_letter_exchange: String,
+    dead_queue: String,
+    kind: QueueKind,
+}
+
+impl Topology {
+    fn new(settings: &RabbitMqSettings) -> Self {
+        let prefix = &settings.prefix;
+        Self {
+            exchange: format!("{prefix}writer_exchange"),
+            queue: format!("{prefix}writer_queue"),
+            dead_letter_exchange: format!("{prefix}writer_dlx"),
+            dead_queue: format!("{prefix}writer_dead"),
+            kind: settings.queue_kind,
+        }
+    }
+
+    /// Declares everything; idempotent while the declarations do not change.
+    /// A queue that exists with other arguments (e.g. classic where quorum is
+    /// configured) fails with PRECONDITION_FAILED, on purpose: switching
+    /// types needs a migration, not a silent second queue.
+    async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        channel.exchange_declare(&self.exchange, ExchangeKind::Direct, durable, FieldTable::default()).await?;
+        // Fanout: whatever routing key a dead letter carries (ours, or the
+        // original one when the broker dead-letters), it reaches writer_dead.
+        channel
+            .exchange_declare(&self.dead_letter_exchange, ExchangeKind::Fanout, durable, FieldTable::default())
+            .await?;
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        channel.queue_declare(&self.dead_queue, durable, self.queue_type()).await?;
+        let mut arguments = self.queue_type();
+        arguments
+            .insert("x-dead-letter-exchange".into(), AMQPValue::LongString(self.dead_letter_exchange.clone().into()));
+        channel.queue_declare(&self.queue, durable, arguments).await?;
+        let bind = QueueBindOptions::default();
+        channel.queue_bind(&self.queue, &self.exchange, ROUTING_KEY, bind, FieldTable::default()).await?;
+        channel.queue_bind(&self.dead_queue, &self.dead_letter_exchange, ROUTING_KEY, bind, FieldTable::default()).await
+    }
+
+    fn queue_type(&self) -> FieldTable {
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-queue-type".into(), AMQPValue::LongString(self.kind.as_str().into()));
+        arguments
+    }
+}
+
+/// Exponential backoff between connect attempts.
+#[derive(Debug)]
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    delay: Duration,
+    retry_at: Option<Instant>,
+}
+
+impl Backoff {
+    fn new(settings: &RabbitMqSettings) -> Self {
+        let initial = settings.reconnect_initial;
+        Self { initial, max: settings.reconnect_max.max(initial), delay: initial, retry_at: None }
+    }
+
+    /// Records a failure; returns how long to wait before the next attempt.
+    fn failed(&mut self) -> Duration {
+        let wait = self.delay;
+        self.retry_at = Some(Instant::now() + wait);
+        self.delay = (self.delay * 2).min(self.max);
+        wait
+    }
+
+    fn succeeded(&mut self) {
+        self.delay = self.initial;
+        self.retry_at = None;
+    }
+
+    /// Time left before the next attempt is due, if any.
+    fn remaining(&self) -> Option<Duration> {
+        let left = self.retry_at?.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+}
+
+fn unavailable(context: &str, error: impl fmt::Display) -> BackendError {
+    BackendError::Unavailable(format!("{context}: {error}"))
+}
+
+/// The publisher's connection and its confirm-mode channel, shared by every
+/// concurrent publish (lapin matches confirms to publishes).
+struct PublisherLink {
+    connection: Connection,
+    channel: Channel,
+}
+
+impl PublisherLink {
+    fn usable(&self) -> bool {
+        self.connection.status().connected() && self.channel.status().connected()
+    }
+}
+
+struct PublisherState {
+    link: Option<PublisherLink>,
+    backoff: Backoff,
+    last_error: String,
+}
+
+struct Shared {
+    settings: RabbitMqSettings,
+    topology: Topology,
+    /// The runtime every connection is opened on, so its socket and
+    /// background tasks live as long as the queue, whichever runtime (e.g.
+    /// an HTTP worker's) happens to trigger a reconnect.
+    runtime: tokio::runtime::Handle,
+    /// A tokio mutex: it is held across a reconnect, so concurrent publishes
+    /// wait for one attempt instead of each opening a connection.
+    publisher: tokio::sync::Mutex<PublisherState>,
+}
+
+impl Shared {
+    /// Runs `open` on the queue's runtime, bounded by `publish_timeout`. A
+    /// caller that stops waiting leaves the attempt to finish on its own;
+    /// its connection is then dropped, which closes it.
+    async fn open<T: Send + 'static>(
+        &self,
+        deadline: Instant,
+        open: impl Future<Output = lapin::Result<T>> + Send + 'static,
+    ) -> Result<T, String> {
+        let attempt = self.runtime.spawn(open);
+        match timeout_at(deadline, attempt).await {
+            Ok(Ok(Ok(opened))) => Ok(opened),
+            Ok(Ok(Err(error))) => Err(error.to_string()),
+            Ok(Err(join_error)) => Err(format!("connect task failed: {join_error}")),
+            Err(_) => Err("connect timed out".to_owned()),
+        }
+    }
+
+    fn connection_properties(&self, role: &str) -> ConnectionProperties {
+        ConnectionProperties::default()
+            .with_executor(tokio_executor_trait::Tokio::default().with_handle(self.runtime.clone()))
+            .with_reactor(tokio_reactor_trait::Tokio)
+            // Names the connection in the management UI and `rabbitmqctl
+            // list_connections`, and lets tests find their own connections.
+            .with_connection_name(format!("pm {role} {}", self.topology.queue).into())
+    }
+
+    async fn open_publisher(self: Arc<Self>) -> lapin::Result<PublisherLink> {
+        let connection = Connection::connect(&self.settings.url, self.connection_properties("publisher")).await?;
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        self.topology.declare(&channel).await?;
+        Ok(PublisherLink { connection, channel })
+    }
+
+    async fn open_consumer(self: Arc<Self>) -> lapin::Result<ConsumerLink> {
+        let connection = Connection::connect(&self.settings.url, self.connection_properties("consumer")).await?;
+        let channel = connection.create_channel().await?;
+        self.topology.declare(&channel).await?;
+        // Per consumer (global = false): quorum queues do not support global qos.
+        channel.basic_qos(self.settings.prefetch, BasicQosOptions::default()).await?;
+        let deliveries = channel
+            .basic_consume(&self.topology.queue, CONSUMER_TAG, BasicConsumeOptions::default(), FieldTable::default())
+            .await?;
+        let dead_letters = connection.create_channel().await?;
+        dead_letters.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok(ConsumerLink { connection, channel, dead_letters, deliveries })
+    }
+
+    /// The publisher's channel, reconnecting first if the link is gone and
+    /// the backoff allows an attempt now.
+    async fn publisher_channel(self: &Arc<Self>, deadline: Instant) -> Result<Channel, BackendError> {
+        let mut state = timeout_at(deadline, self.publisher.lock())
+            .await
+            .map_err(|_| BackendError::Unavailable("timed out waiting for the rabbitmq connection".to_owned()))?;
+        if let Some(link) = &state.link {
+            if link.usable() {
+                if link.connection.status().blocked() {
+                    return Err(BackendError::Unavailable("rabbitmq blocks publishing (resource alarm)".to_owned()));
+                }
+                return Ok(link.channel.clone());
+            }
+            tracing::warn!(url = %self.settings.redacted_url(), "rabbitmq publisher connection lost; reconnecting");
+            state.link = None;
+        }
+        if let Some(wait) = state.backoff.remaining() {
+            return Err(BackendError::Unavailable(format!(
+                "rabbitmq unreachable ({}); next connect attempt in {} ms",
+                state.last_error,
+                wait.as_millis()
+            )));
+        }
+        let attempt_deadline = deadline.min(Instant::now() + self.settings.publish_timeout);
+        match self.open(attempt_deadline, self.clone().open_publisher()).await {
+            Ok(link) => {
+                state.backoff.succeeded();
+                let channel = link.channel.clone();
+                state.link = Some(link);
+                Ok(channel)
+            }
+            Err(error) => {
+                let wait = state.backoff.failed();
+                tracing::warn!(
+                    url = %self.settings.redacted_url(),
+                    %error,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "cannot connect the rabbitmq publisher"
+                );
+                state.last_error = error.clone();
+                Err(unavailable("cannot connect to rabbitmq", error))
+            }
+        }
+    }
+}
+
+/// Publishes on a confirm-mode channel and waits for the broker's verdict.
+async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+) -> Result<(), BackendError> {
+    let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+    let confirm = channel
+        .basic_publish(exchange, ROUTING_KEY, options, payload, properties)
+        .await
+        .map_err(|e| unavailable("rabbitmq publish failed", e))?;
+    match confirm.await.map_err(|e| unavailable("rabbitmq publish not confirmed", e))? {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(BackendError::Unavailable(
+            format!("rabbitmq returned the message as unroutable: {} {}", returned.reply_code, returned.reply_text),
+        )),
+        Confirmation::Nack(None) => Err(BackendError::Unavailable("rabbitmq refused the message (nack)".to_owned())),
+        Confirmation::NotRequested => {
+            Err(BackendError::Unavailable("rabbitmq channel is not in confirm mode".to_owned()))
+        }
+    }
+}
+
+/// The properties of section 8.
+fn message_properties(message: &QueuedMessage) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(ACCEPTED_AT_HEADER.into(), AMQPValue::LongString(message.accepted_at.to_rfc3339().into()));
+    BasicProperties::default()
+        .with_delivery_mode(PERSISTENT)
+        .with_content_type(CONTENT_TYPE.into())
+        .with_message_id(message.message_id.as_str().into())
+        .with_timestamp(u64::try_from(message.accepted_at.whole_seconds()).unwrap_or(0))
+        .with_headers(headers)
+}
+
+/// Reads a delivery back into a [`QueuedMessage`], or says why it is not one.
+fn queued_message(properties: &BasicProperties, payload: &[u8]) -> Result<QueuedMessage, String> {
+    let message_id = match properties.message_id() {
+        Some(id) if !id.as_str().is_empty() => id.as_str().to_owned(),
+        _ => return Err("missing message_id property".to_owned()),
+    };
+    let header = properties.headers().as_ref().and_then(|headers| headers.inner().get(ACCEPTED_AT_HEADER));
+    let text = match header {
+        Some(AMQPValue::LongString(text)) => std::str::from_utf8(text.as_bytes()).ok(),
+        Some(AMQPValue::ShortString(text)) => Some(text.as_str()),
+        Some(_) => None,
+        None => return Err(format!("missing {ACCEPTED_AT_HEADER} header")),
+    };
+    let accepted_at =
+        text.and_then(Micros::parse_rfc3339).ok_or_else(|| format!("malformed {ACCEPTED_AT_HEADER} header"))?;
+    Ok(QueuedMessage { message_id, accepted_at, payload: payload.to_vec() })
+}
+
+/// The queue of section 8 on a RabbitMQ broker; cheap to clone (clones share
+/// the publisher connection).
+#[derive(Clone)]
+pub struct RabbitMqQueue {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RabbitMqQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RabbitMqQueue").field("settings", &self.shared.settings).finish_non_exhaustive()
+    }
+}
+
+impl RabbitMqQueue {
+    /// Connects the publisher and declares the topology. Must run inside a
+    /// tokio runtime, which then hosts every connection of this queue.
+    pub async fn connect(settings: RabbitMqSettings) -> Result<Self, BackendError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| unavailable("the rabbitmq backend needs a tokio runtime", e))?;
+        let topology = Topology::new(&settings);
+        let backoff = Backoff::new(&settings);
+        let shared = Arc::new(Shared {
+            settings,
+            topology,
+            runtime,
+            publisher: tokio::sync::Mutex::new(PublisherState { link: None, backoff, last_error: String::new() }),
+        });
+        shared.publisher_channel(Instant::now() + shared.settings.publish_timeout).await?;
+        Ok(Self { shared })
+    }
+}
+
+#[async_trait]
+impl Queue for RabbitMqQueue {
+    #[tracing::instrument(skip_all, fields(hash = %message.message_id))]
+    async fn publish(&self, message: &QueuedMessage) -> Result<(), BackendError> {
+        let budget = self.shared.settings.publish_timeout;
+        let deadline = Instant::now() + budget;
+        let channel = self.shared.publisher_channel(deadline).await?;
+        let properties = message_properties(message);
+        let published = publish_confirmed(&channel, &self.shared.topology.exchange, &message.payload, properties);
+        match timeout_at(deadline, published).await {
+            Ok(result) => result,
+            Err(_) => Err(BackendError::Unavailable(format!(
+                "rabbitmq did not confirm the publish within {} ms",
+                budget.as_millis()
+            ))),
+        }
+    }
+
+    async fn consume(&self) -> Result<Box<dyn Consumer>, BackendError> {
+        let shared = self.shared.clone();
+        let deadline = Instant::now() + shared.settings.publish_timeout;
+        let link = shared
+            .open(deadline, shared.clone().open_consumer())
+            .await
+            .map_err(|e| unavailable("cannot subscribe to rabbitmq", e))?;
+        let backoff = Backoff::new(&shared.settings);
+        Ok(Box::new(RabbitMqConsumer { shared, link: Some(link), backoff, last_tag: 0, pending: HashMap::new() }))
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.shared.publisher_channel(Instant::now() + self.shared.settings.publish_timeout).await.map(drop)
+    }
+}
+
+/// A consumer's connection: one channel for the subscription, one in
+/// confirm mode for dead-letter copies.
+struct ConsumerLink {
+    connection: Connection,
+    channel: Channel,
+    dead_letters: Channel,
+    deliveries: lapin::Consumer,
+}
+
+impl ConsumerLink {
+    fn usable(&self) -> bool {
+        self.connection.status().connected() && self.channel.status().connected()
+    }
+}
+
+/// A delivery handed out and not yet settled, kept so that it can be
+/// dead-lettered with its original properties.
+struct Pending {
+    delivery_tag: u64,
+    properties: BasicProperties,
+    payload: Vec<u8>,
+}
+
+/// One subscription to `writer_queue`, with manual acks.
+///
+/// The tags it hands out are its own, never reused, rather than AMQP
+/// delivery tags: those restart at 1 on every channel, so after a reconnect
+/// an ack for an old tag would settle a different message.
+struct RabbitMqConsumer {
+    shared: Arc<Shared>,
+    link: Option<ConsumerLink>,
+    backoff: Backoff,
+    last_tag: u64,
+    /// Unsettled deliveries of the current channel, by our tag.
+    pending: HashMap<u64, Pending>,
+}
+
+impl RabbitMqConsumer {
+    /// Drops the link; its unsettled deliveries go back to the queue.
+    fn lose_link(&mut self, reason: &str) {
+        if self.link.take().is_some() {
+            let wait = self.backoff.failed();
+            tracing::warn!(
+                %reason,
+                unsettled = self.pending.len(),
+                retry_in_ms = wait.as_millis() as u64,
+                "rabbitmq subscription lost; reconnecting"
+            );
+        }
+        self.pending.clear();
+    }
+
+    /// Reopens connection, channels, topology, qos and subscription, waiting
+    /// with backoff between attempts for as long as it takes.
+    async fn reconnect(&mut self) {
+        loop {
+            if let Some(wait) = self.backoff.remaining() {
+                tokio::time::sleep(wait).await;
+            }
+            let deadline = Instant::now() + self.shared.settings.publish_timeout;
+            match self.shared.open(deadline, self.shared.clone().open_consumer()).await {
+                Ok(link) => {
+                    tracing::info!("rabbitmq subscription restored");
+                    self.link = Some(link);
+                    return;
+                }
+                Err(error) => {
+                    let wait = self.backoff.failed();
+                    tracing::warn!(
+                        url = %self.shared.settings.redacted_url(),
+                        %error,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "cannot reconnect the rabbitmq consumer"
+                    );
+                }
+            }
+        }
+    }
+
+    fn link(&self, tag: u64) -> Result<&ConsumerLink, BackendError> {
+        self.link.as_ref().ok_or_else(|| not_pending(tag))
+    }
+
+    /// Publishes a confirmed copy with the reason to the dead-letter
+    /// exchange, then acks the original.
+    async fn park(
+        &mut self,
+        delivery_tag: u64,
+        properties: &BasicProperties,
+        payload: &[u8],
+        reason: &str,
+    ) -> Result<(), BackendError> {
+        let link = self.link(delivery_tag)?;
+        let mut headers = properties.headers().clone().unwrap_or_default();
+        headers.insert(DEAD_REASON_HEADER.into(), AMQPValue::LongString(LongString::from(reason)));
+        let copy = properties.clone().with_headers(headers);
+        let exchange = &self.shared.topology.dead_letter_exchange;
+        let budget = self.shared.settings.publish_timeout;
+        let published = match timeout(budget, publish_confirmed(&link.dead_letters, exchange, payload, copy)).await {
+            Ok(result) => result,
+            Err(_) => Err(BackendError::Unavailable(format!(
+                "rabbitmq did not confirm the dead letter within {} ms",
+                budget.as_millis()
+            ))),
+        };
+        let acked = match published {
+            Ok(()) => link.channel.basic_ack(delivery_tag, BasicAckOptions::default()).await,
+            Err(error) => {
+                if !link.usable() {
+                    self.lose_link(&error.to_string());
+                }
+                return Err(error);
+            }
+        };
+        acked.map_err(|e| {
+            self.lose_link(&e.to_string());
+            unavailable("cannot ack the dead-lettered delivery", e)
+        })
+    }
+
+    /// Settles a pending delivery with `settle`; a failure means the channel
+    /// is gone and the broker will hand the message out again.
+    async fn settle(&mut self, tag: u64, requeue: bool) -> Result<(), BackendError> {
+        let pending = self.pending.remove(&tag).ok_or_else(|| not_pending(tag))?;
+        let link = self.link(tag)?;
+        let settled = if requeue {
+            let options = BasicNackOptions { requeue: true, ..Default::default() };
+            link.channel.basic_nack(pending.delivery_tag, options).await
+        } else {
+            link.channel.basic_ack(pending.delivery_tag, BasicAckOptions::default()).await
+        };
+        settled.map_err(|e| {
+            self.lose_link(&e.to_string());
+            unavailable("cannot settle the delivery; the broker will redeliver it", e)
+        })
+    }
+}
+
+fn not_pending(tag: u64) -> BackendError {
+    BackendError::Unavailable(format!(
+        "delivery {tag} is not pending: already settled, or its channel closed and the broker will redeliver it"
+    ))
+}
+
+#[async_trait]
+impl Consumer for RabbitMqConsumer {
+    async fn next(&mut self) -> Result<Delivery, BackendError> {
+        loop {
+            if self.link.is_none() {
+                self.reconnect().await;
+            }
+            let link = self.link.as_mut().expect("reconnect leaves a link");
+            let delivery = match link.deliveries.next().await {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(error)) => {
+                    self.lose_link(&error.to_string());
+                    continue;
+                }
+                None => {
+                    self.lose_link("the broker cancelled the subscription");
+                    continue;
+                }
+            };
+            if !link.usable() {
+                // Buffered before the channel died: it cannot be acked, and
+                // the broker already took it back to hand out again.
+                self.lose_link("the channel closed");
+                continue;
+            }
+            // The link works: a later loss starts the backoff from the beginning.
+            self.backoff.succeeded();
+            match queued_message(&delivery.properties, &delivery.data) {
+                Ok(message) => {
+                    self.last_tag += 1;
+                    let tag = self.last_tag;
+                    let pending = Pending {
+                        delivery_tag: delivery.delivery_tag,
+                        properties: delivery.properties,
+                        payload: delivery.data,
+                    };
+                    self.pending.insert(tag, pending);
+                    return Ok(Delivery { tag, message, redelivered: delivery.redelivered });
+                }
+                Err(reason) => {
+                    tracing::warn!(%reason, "dead-lettering a delivery that is not a queued message");
+                    let parked = self.park(delivery.delivery_tag, &delivery.properties, &delivery.data, &reason).await;
+                    if let Err(error) = parked {
+                        tracing::warn!(%error, "could not dead-letter the delivery");
+                        // Still connected: let the broker dead-letter it
+                        // (without the reason) rather than hold it forever.
+                        if let Some(link) = self.link.as_ref() {
+                            let reject = BasicNackOptions { requeue: false, ..Default::default() };
+                            if let Err(error) = link.channel.basic_nack(delivery.delivery_tag, reject).await {
+                                self.lose_link(&error.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn ack(&mut self, tag: u64) -> Result<(), BackendError> {
+        self.settle(tag, false).await
+    }
+
+    async fn requeue(&mut self, tag: u64) -> Result<(), BackendError> {
+        self.settle(tag, true).await
+    }
+
+    async fn dead_letter(&mut self, tag: u64, reason: &str) -> Result<(), BackendError> {
+        let pending = self.pending.remove(&tag).ok_or_else(|| not_pending(tag))?;
+        let parked = self.park(pending.delivery_tag, &pending.properties, &pending.payload, reason).await;
+        if parked.is_err() && self.link.is_some() {
+            // The channel survived (e.g. a nack): the delivery is still ours to settle.
+            self.pending.insert(tag, pending);
+        }
+        parked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_never_print_the_password() {
+        let settings = RabbitMqSettings { url: "amqp://user:s3cret@broker:5672/%2f".into(), ..Default::default() };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("user:***@broker"), "{printed}");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_and_resets_on_success() {
+        let settings = RabbitMqSettings {
+            reconnect_initial: Duration::from_millis(100),
+            reconnect_max: Duration::from_millis(350),
+            ..Default::default()
+        };
+        let mut backoff = Backoff::new(&settings);
+        let waits: Vec<u64> = (0..4).map(|_| backoff.failed().as_millis() as u64).collect();
+        assert_eq!(waits, [100, 200, 350, 350]);
+        assert!(backoff.remaining().is_some());
+        backoff.succeeded();
+        assert!(backoff.remaining().is_none());
+        assert_eq!(backoff.failed(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn properties_carry_the_acceptance_time_and_read_back_to_the_same_message() {
+        let message = QueuedMessage {
+            message_id: "hash".into(),
+            accepted_at: Micros(1_700_000_000_123_456),
+            payload: vec![1, 2],
+        };
+        let properties = message_properties(&message);
+        assert_eq!(*properties.timestamp(), Some(1_700_000_000));
+        assert_eq!(*properties.delivery_mode(), Some(PERSISTENT));
+        assert_eq!(queued_message(&properties, &message.payload), Ok(message));
+    }
+
+    #[test]
+    fn a_delivery_without_a_valid_acceptance_time_is_not_a_queued_message() {
+        let no_header = BasicProperties::default().with_message_id("hash".into());
+        assert_eq!(queued_message(&no_header, b""), Err("missing x-accepted-at header".into()));
+        let mut headers = FieldTable::default();
+        headers.insert(ACCEPTED_AT_HEADER.into(), AMQPValue::LongString("yesterday".into()));
+        let bad = no_header.clone().with_headers(headers.clone());
+        assert_eq!(queued_message(&bad, b""), Err("malformed x-accepted-at header".into()));
+        let no_id = BasicProperties::default().with_headers(headers);
+        assert_eq!(queued_message(&no_id, b""), Err("missing message_id property".into()));
+    }
+}
