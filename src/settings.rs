@@ -124,6 +124,7 @@ pub struct WriterSection {
     pub max_attempts: u32,
     pub initial_backoff_ms: u64,
     pub max_backoff_ms: u64,
+    pub concurrency: usize,
 }
 
 /// Settings given on the command line, which win over every other source.
@@ -154,6 +155,7 @@ max_request_bytes = 4194304
 max_attempts = 5
 initial_backoff_ms = 100
 max_backoff_ms = 5000
+concurrency = 32
 
 [backends]
 store = "embedded"
@@ -251,6 +253,7 @@ impl Settings {
             ("authorizer.max_meta_hashes", a.max_meta_hashes),
             ("gateway.max_request_bytes", self.gateway.max_request_bytes),
             ("writer.max_attempts", self.writer.max_attempts as usize),
+            ("writer.concurrency", self.writer.concurrency),
         ] {
             if value == 0 {
                 return Err(anyhow!("invalid configuration: setting `{name}` must be at least 1"));
@@ -321,6 +324,7 @@ impl Settings {
             max_attempts: self.writer.max_attempts,
             initial_backoff: Duration::from_millis(self.writer.initial_backoff_ms),
             max_backoff: Duration::from_millis(self.writer.max_backoff_ms),
+            concurrency: self.writer.concurrency,
         }
     }
 }

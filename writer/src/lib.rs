@@ -9,13 +9,17 @@
 //! - a transient backend failure is retried with backoff, then the delivery
 //!   is requeued; a payload that can never be written is dead-lettered with
 //!   the reason;
-//! - on shutdown it stops taking deliveries and settles the one in flight.
+//! - up to `concurrency` deliveries are written at once: queued envelopes
+//!   never depend on each other (the authorizer accepts only envelopes whose
+//!   sender and invitation are already stored), and each is settled alone;
+//! - on shutdown it stops taking deliveries and settles those in flight.
 //!
 //! It also writes the personas `pm bootstrap` creates ([`bootstrap`]).
 
 pub mod bootstrap;
 mod plan;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use pm_models::seams::{BackendError, Consumer, Delivery, Queue, RecordStore, SearchIndex};
 use std::future::Future;
 use std::sync::Arc;
@@ -29,11 +33,18 @@ pub struct WriterSettings {
     pub max_attempts: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// Deliveries written at once.
+    pub concurrency: usize,
 }
 
 impl Default for WriterSettings {
     fn default() -> Self {
-        Self { max_attempts: 5, initial_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5) }
+        Self {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            concurrency: 32,
+        }
     }
 }
 
@@ -45,12 +56,36 @@ pub struct Writer {
     settings: WriterSettings,
 }
 
-/// How one delivery was settled.
+/// Why a consuming session ended.
+enum Stop {
+    Shutdown,
+    SubscriptionLost,
+}
+
+/// What became of one delivery's write.
 #[derive(Debug, PartialEq, Eq)]
-enum Settled {
-    Acked,
-    Requeued,
-    DeadLettered,
+enum Outcome {
+    /// Durably in the store and the index: acknowledge.
+    Written,
+    /// Transient failures outlasted the retries: hand it out again.
+    Retry,
+    /// It can never be written: dead-letter it with the reason.
+    Unwritable(String),
+}
+
+async fn settle(consumer: &mut dyn Consumer, delivery: &Delivery, outcome: Outcome) {
+    let result = match &outcome {
+        Outcome::Written => consumer.ack(delivery.tag).await,
+        Outcome::Retry => consumer.requeue(delivery.tag).await,
+        Outcome::Unwritable(reason) => {
+            tracing::error!(hash = %delivery.message.message_id, %reason, "payload can never be written; dead-lettering");
+            consumer.dead_letter(delivery.tag, reason).await
+        }
+    };
+    if let Err(error) = result {
+        // The delivery stays unsettled and comes back; writes are idempotent.
+        tracing::warn!(%error, hash = %delivery.message.message_id, ?outcome, "could not settle delivery");
+    }
 }
 
 impl Writer {
@@ -82,33 +117,49 @@ impl Writer {
                 },
             };
             backoff = self.settings.initial_backoff;
-            loop {
-                let delivery = tokio::select! {
-                    _ = &mut shutdown => return,
-                    delivery = consumer.next() => delivery,
-                };
-                match delivery {
-                    // Not raced against shutdown: an in-flight delivery is settled.
-                    Ok(delivery) => {
-                        self.settle(consumer.as_mut(), delivery).await;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "queue subscription lost; subscribing again");
-                        break;
-                    }
-                }
+            match self.consume(consumer.as_mut(), &mut shutdown).await {
+                Stop::Shutdown => return,
+                Stop::SubscriptionLost => continue,
             }
         }
     }
 
+    /// Takes deliveries while fewer than `concurrency` are being written and
+    /// settles each as its write ends. Settling happens here, one at a time,
+    /// because the consumer is not shared.
+    async fn consume(&self, consumer: &mut dyn Consumer, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> Stop {
+        let mut in_flight = FuturesUnordered::new();
+        let mut stop = None;
+        loop {
+            let room = stop.is_none() && in_flight.len() < self.settings.concurrency.max(1);
+            tokio::select! {
+                _ = &mut *shutdown, if stop.is_none() => stop = Some(Stop::Shutdown),
+                delivery = consumer.next(), if room => match delivery {
+                    Ok(delivery) => in_flight.push(self.write_with_retries(delivery)),
+                    Err(error) => {
+                        tracing::warn!(%error, "queue subscription lost; subscribing again");
+                        stop = Some(Stop::SubscriptionLost);
+                    }
+                },
+                Some((delivery, outcome)) = in_flight.next() => {
+                    settle(consumer, &delivery, outcome).await;
+                }
+            }
+            if let (Some(_), true) = (&stop, in_flight.is_empty()) {
+                return stop.expect("checked above");
+            }
+        }
+    }
+
+    /// Writes a delivery, retrying transient failures with backoff.
     #[tracing::instrument(skip_all, fields(hash = %delivery.message.message_id, tag = delivery.tag))]
-    async fn settle(&self, consumer: &mut dyn Consumer, delivery: Delivery) -> Settled {
+    async fn write_with_retries(&self, delivery: Delivery) -> (Delivery, Outcome) {
         let mut backoff = self.settings.initial_backoff;
         let mut attempt = 1;
         let outcome = loop {
             match self.write(&delivery).await {
-                Ok(()) => break Ok(()),
-                Err(PlanError::Permanent(reason)) => break Err(Some(reason)),
+                Ok(()) => break Outcome::Written,
+                Err(PlanError::Permanent(reason)) => break Outcome::Unwritable(reason),
                 Err(PlanError::Transient(error)) if attempt < self.settings.max_attempts => {
                     tracing::warn!(%error, attempt, "write failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -117,23 +168,11 @@ impl Writer {
                 }
                 Err(PlanError::Transient(error)) => {
                     tracing::error!(%error, attempt, "write failed; requeueing");
-                    break Err(None);
+                    break Outcome::Retry;
                 }
             }
         };
-        let (settled, result) = match outcome {
-            Ok(()) => (Settled::Acked, consumer.ack(delivery.tag).await),
-            Err(None) => (Settled::Requeued, consumer.requeue(delivery.tag).await),
-            Err(Some(reason)) => {
-                tracing::error!(%reason, "payload can never be written; dead-lettering");
-                (Settled::DeadLettered, consumer.dead_letter(delivery.tag, &reason).await)
-            }
-        };
-        if let Err(error) = result {
-            // The delivery stays unsettled and comes back; writes are idempotent.
-            tracing::warn!(%error, ?settled, "could not settle delivery");
-        }
-        settled
+        (delivery, outcome)
     }
 
     /// Writes the records of one delivery: persona first, then message;

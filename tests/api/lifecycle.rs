@@ -1,0 +1,89 @@
+//! The node's life outside the API: `pm keygen`, an idempotent `pm bootstrap`,
+//! the health endpoints, and a graceful SIGTERM after which a restart on the
+//! same data directory serves every persona and message unchanged.
+
+use crate::common::{self, bootstrap, data_dir_of, envelopes, TestNode, GENESIS_NICKNAME};
+use nix::sys::signal::Signal;
+use pm_models::keys::PersonaKey;
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).expect("the file exists").permissions().mode() & 0o777
+}
+
+/// Every persona and message a test node holds, as the API serves them.
+async fn snapshot(node: &TestNode, kim: &PersonaKey) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let genesis = node.genesis.address().to_string();
+    let kim = kim.address().to_string();
+    let personas = node
+        .data(
+            "query($g: Address, $k: Address) { \
+             teleferic { persona { address pubkey nickname createdAt } } \
+             g: persona(address: $g) { address pubkey nickname createdAt } \
+             k: persona(address: $k) { address pubkey nickname createdAt } }",
+            json!({ "g": genesis, "k": kim }),
+        )
+        .await;
+    let mut messages = node.list_all("messageBySender", "sender", &genesis, 1000).await;
+    messages.extend(node.list_all("messageBySender", "sender", &kim, 1000).await);
+    (personas, messages)
+}
+
+#[tokio::test]
+async fn keygen_writes_a_private_key_file_and_prints_its_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("someone.key");
+    let output = common::pm().arg("keygen").arg("--out").arg(&path).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let key = PersonaKey::load(&path).expect("keygen writes a PKCS#8 Ed25519 PEM");
+    assert_eq!(mode(&path), 0o600);
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains(key.address().as_str()), "keygen prints the address: {printed:?}");
+}
+
+#[tokio::test]
+async fn a_second_bootstrap_changes_nothing_and_a_restart_after_sigterm_keeps_all_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis_path = dir.path().join("genesis.key");
+    let output = common::pm().arg("keygen").arg("--out").arg(&genesis_path).output().unwrap();
+    assert!(output.status.success());
+    let genesis = PersonaKey::load(&genesis_path).unwrap();
+    let data_dir = data_dir_of(&dir);
+
+    bootstrap(&data_dir, &genesis_path, GENESIS_NICKNAME);
+    let node_key_path = data_dir.join("node.key");
+    let node_key_text = std::fs::read(&node_key_path).expect("bootstrap creates DIR/node.key");
+    assert_eq!(mode(&node_key_path), 0o600, "the node key is private");
+    bootstrap(&data_dir, &genesis_path, GENESIS_NICKNAME);
+    assert_eq!(std::fs::read(&node_key_path).unwrap(), node_key_text, "a second bootstrap keeps the node key");
+
+    let mut node = TestNode::start(dir, genesis).await;
+    let healthz = node.http.get(format!("{}/healthz", node.server.base)).send().await.unwrap();
+    assert_eq!(healthz.status(), 200);
+    assert_eq!(node.server.node_address, PersonaKey::load(&node_key_path).unwrap().address().to_string());
+
+    let kim = node.register_new("Kim").await;
+    let t = node.timestamp().await;
+    let assertion = envelopes::assertion(&kim, &[node.genesis.public(), kim.public()], vec![], &t);
+    node.send_ok(&assertion).await;
+
+    let before = snapshot(&node, &kim).await;
+    assert_eq!(before.1.len(), 3, "the invitation, kim's registration and kim's assertion");
+
+    let status = node.server.stop_with(Signal::SIGTERM, Duration::from_secs(20));
+    assert!(status.success(), "SIGTERM stops pm serve cleanly: {status}");
+
+    // Bootstrap on a used data directory: exit 0, nothing changes.
+    bootstrap(&node.data_dir(), &node.dir.path().join("genesis.key"), GENESIS_NICKNAME);
+    assert_eq!(std::fs::read(&node_key_path).unwrap(), node_key_text);
+
+    node.restart().await;
+    let after = snapshot(&node, &kim).await;
+    assert_eq!(after, before, "every persona and message is served unchanged after the restart");
+    assert_eq!(node.persona("nickname", "KIM").await["address"], kim.address().to_string());
+    // The restarted node takes new messages.
+    let t = node.timestamp().await;
+    node.send_ok(&envelopes::assertion(&kim, &[kim.public()], vec![], &t)).await;
+}

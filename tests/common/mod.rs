@@ -1,0 +1,474 @@
+//! Shared helpers of the end-to-end suites: a real `pm` node in a temporary
+//! directory (bootstrap, then `pm serve` on port 0), a GraphQL client that
+//! talks to it over HTTP only, and builders of valid and deliberately broken
+//! envelopes.
+//!
+//! Every node is its own process on its own data directory, so tests run in
+//! parallel. A [`Server`] is killed when dropped. Nothing here sleeps to
+//! decide an outcome: waits poll with a bounded deadline and fail loudly.
+
+#![allow(dead_code)]
+
+pub mod envelopes;
+
+use pm_models::envelope::Envelope;
+use pm_models::keys::PersonaKey;
+use pm_models::signed_timestamp::SignedTimestamp;
+use pm_models::PublicKeyPem;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// How long a node may take to print its address and become ready.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an accepted message may take to become readable.
+pub const READABLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The nickname every test node's genesis persona gets.
+pub const GENESIS_NICKNAME: &str = "Genesis Mountain";
+
+/// The `pm` binary under test.
+pub fn pm() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pm"));
+    // Settings come from flags only: no stray PM_* variable of the caller.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PM_") {
+            command.env_remove(&name);
+        }
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+/// Runs `pm bootstrap` and asserts it succeeded; returns its stdout.
+pub fn bootstrap(data_dir: &Path, genesis_key: &Path, nickname: &str) -> String {
+    let output = pm()
+        .arg("bootstrap")
+        .arg("--genesis-key")
+        .arg(genesis_key)
+        .arg("--nickname")
+        .arg(nickname)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("pm bootstrap can be run");
+    assert!(
+        output.status.success(),
+        "pm bootstrap failed with {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+// ---------------------------------------------------------------- server
+
+/// One `pm serve` process. Dropping it kills the process.
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// `http://127.0.0.1:PORT/teleferic`
+    pub url: String,
+    /// The address the server printed as `node address: ADDR`.
+    pub node_address: String,
+}
+
+impl Server {
+    /// Starts `pm serve --data-dir DIR --listen 127.0.0.1:0` and reads the
+    /// gateway URL and the node address from its stdout.
+    pub fn start(data_dir: &Path) -> Server {
+        let mut child = pm()
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("pm serve can be started");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        // Keeps reading to the end, so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = lines_tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        let (mut url, mut node_address) = (None::<String>, None::<String>);
+        while url.is_none() || node_address.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match lines_rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    panic!(
+                        "pm serve printed no URL and node address within {START_TIMEOUT:?} (exit: {status:?}); \
+                         seen: url={url:?} node={node_address:?}"
+                    );
+                }
+            };
+            if url.is_none() {
+                if let Some(found) = find_gateway_url(&line) {
+                    url = Some(found);
+                }
+            }
+            if let Some(rest) = line.split("node address:").nth(1) {
+                node_address = Some(rest.trim().to_owned());
+            }
+        }
+        let url = url.expect("loop ends once the URL is known");
+        let base = url.strip_suffix("/teleferic").expect("the URL ends with /teleferic").to_owned();
+        Server { child: Some(child), base, url, node_address: node_address.expect("loop ends once it is known") }
+    }
+
+    /// Polls `GET /readyz` until it answers 200.
+    pub async fn wait_ready(&self, http: &reqwest::Client) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let status = http.get(format!("{}/readyz", self.base)).send().await.map(|r| r.status());
+            if matches!(status, Ok(s) if s.is_success()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "/readyz did not answer 200 within {START_TIMEOUT:?}: {status:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.as_ref().expect("the server runs").id() as i32)
+    }
+
+    /// Sends `signal` and waits (bounded) for the process to exit.
+    pub fn stop_with(&mut self, signal: nix::sys::signal::Signal, timeout: Duration) -> ExitStatus {
+        nix::sys::signal::kill(self.pid(), signal).expect("the server process can be signalled");
+        let mut child = self.child.take().expect("the server runs");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("the server process can be waited for") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("pm serve did not exit within {timeout:?} after {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The first `http://…/teleferic` in a line.
+fn find_gateway_url(line: &str) -> Option<String> {
+    let start = line.find("http://")?;
+    let rest = &line[start..];
+    let end = rest.find("/teleferic")? + "/teleferic".len();
+    Some(rest[..end].to_owned())
+}
+
+// ---------------------------------------------------------------- node
+
+/// A bootstrapped node with its server running.
+pub struct TestNode {
+    pub dir: TempDir,
+    pub genesis: PersonaKey,
+    /// The node's public key, from `teleferic { persona { pubkey } }`.
+    pub node_public: PublicKeyPem,
+    pub server: Server,
+    pub http: reqwest::Client,
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("an HTTP client can be built")
+}
+
+/// Temp dir, genesis key, `pm bootstrap`, `pm serve` on port 0, `/readyz`.
+pub async fn spawn_node() -> TestNode {
+    let dir = tempfile::tempdir().expect("a temporary directory can be created");
+    let genesis = PersonaKey::generate();
+    let genesis_path = dir.path().join("genesis.key");
+    genesis.save_new(&genesis_path).expect("the genesis key can be written");
+    bootstrap(&data_dir_of(&dir), &genesis_path, GENESIS_NICKNAME);
+    TestNode::start(dir, genesis).await
+}
+
+pub fn data_dir_of(dir: &TempDir) -> PathBuf {
+    dir.path().join("data")
+}
+
+impl TestNode {
+    /// Serves an already bootstrapped `dir` (data in `dir/data`).
+    pub async fn start(dir: TempDir, genesis: PersonaKey) -> TestNode {
+        let server = Server::start(&data_dir_of(&dir));
+        let http = http_client();
+        server.wait_ready(&http).await;
+        let placeholder = PersonaKey::from_seed([1; 32]).public().clone();
+        let mut node = TestNode { dir, genesis, node_public: placeholder, server, http };
+        node.node_public = node.fetch_node_public().await;
+        node
+    }
+
+    /// Starts `pm serve` again on the same data directory. The current
+    /// server must already be stopped (the database takes one process).
+    pub async fn restart(&mut self) {
+        let server = Server::start(&self.data_dir());
+        server.wait_ready(&self.http).await;
+        self.server = server;
+        let node_public = self.fetch_node_public().await;
+        assert_eq!(node_public, self.node_public, "the node key survives a restart");
+    }
+
+    async fn fetch_node_public(&self) -> PublicKeyPem {
+        let data = self.data("{ teleferic { persona { pubkey } } }", json!({})).await;
+        let wire = data["teleferic"]["persona"]["pubkey"].as_str().expect("the node persona has a pubkey");
+        PublicKeyPem::parse_wire(wire).expect("the node pubkey is a valid wire key")
+    }
+}
+
+/// The fields of a persona every query asks for.
+pub const PERSONA_FIELDS: &str = "address pubkey nickname createdAt";
+/// Every field of an envelope, readers and sender resolved.
+pub const ENVELOPE_FIELDS: &str = "sender { address pubkey nickname createdAt } messageType messageHash \
+    messageSign dossierHash bodyHash ACL { reader { address pubkey nickname createdAt } key } \
+    objects { objectHash metaHashes container { containerHash containerSign objectContainer } } \
+    message createdAt";
+
+impl TestNode {
+    pub fn data_dir(&self) -> PathBuf {
+        data_dir_of(&self.dir)
+    }
+
+    /// The node key as `pm bootstrap` wrote it (DIR/node.key).
+    pub fn node_key(&self) -> PersonaKey {
+        PersonaKey::load(&self.data_dir().join("node.key")).expect("DIR/node.key is the node's PKCS#8 key")
+    }
+
+    /// Posts a GraphQL request; returns the whole response. Section 7: every
+    /// answer but an oversized request is HTTP 200.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let response = self
+            .http
+            .post(&self.server.url)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("the gateway answers");
+        let status = response.status();
+        let body = response.text().await.expect("the gateway sends a body");
+        assert_eq!(status, 200, "GraphQL answers are HTTP 200: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("the answer is not JSON ({e}): {body}"))
+    }
+
+    /// A query that must succeed: returns `data`.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let response = self.graphql(query, variables).await;
+        assert!(matches!(response.get("errors"), None | Some(Value::Null)), "query {query} failed: {response}");
+        response["data"].clone()
+    }
+
+    /// A query that must fail: returns the code of its first error.
+    pub async fn query_error(&self, query: &str, variables: Value) -> String {
+        let response = self.graphql(query, variables).await;
+        error_code(&response).unwrap_or_else(|| panic!("query {query} did not fail: {response}"))
+    }
+
+    /// A fresh node-signed timestamp, checked against the node key.
+    pub async fn timestamp(&self) -> SignedTimestamp {
+        let data = self.data("{ teleferic { signedTimestamp } }", json!({})).await;
+        let text = data["teleferic"]["signedTimestamp"].as_str().expect("signedTimestamp is a string");
+        let t = SignedTimestamp::parse(text).expect("the node's T decodes");
+        t.verify_node_signature(self.node_public.verifying_key()).expect("the node signed its T");
+        t
+    }
+
+    /// `sendMessage`: the accepted envelope, or the code of the refusal.
+    pub async fn send(&self, envelope: &Envelope) -> Result<Value, String> {
+        self.send_input(envelope.to_json_value()).await
+    }
+
+    pub async fn send_input(&self, input: Value) -> Result<Value, String> {
+        let query = format!(
+            "mutation($envelope: MessageEnvelopeInput!) {{ sendMessage(envelope: $envelope) {{ {ENVELOPE_FIELDS} }} }}"
+        );
+        let response = self.graphql(&query, json!({ "envelope": input })).await;
+        sent_result(&response)
+    }
+
+    /// Sends an envelope that must be accepted, then waits until it is readable.
+    pub async fn send_ok(&self, envelope: &Envelope) -> Value {
+        let accepted = self.send(envelope).await.unwrap_or_else(|code| panic!("envelope refused with {code}"));
+        self.wait_readable(&envelope.message_hash).await;
+        accepted
+    }
+
+    /// Sends an envelope that must be refused with `code`.
+    pub async fn send_refused(&self, envelope: &Envelope, code: &str) {
+        match self.send(envelope).await {
+            Ok(accepted) => panic!("expected {code}, but the envelope was accepted: {accepted}"),
+            Err(got) => assert_eq!(got, code, "wrong refusal code"),
+        }
+    }
+
+    pub async fn message(&self, hash: &str) -> Value {
+        let query = format!("query($h: SHA256!) {{ messageByHash(messageHash: $h) {{ {ENVELOPE_FIELDS} }} }}");
+        self.data(&query, json!({ "h": hash })).await["messageByHash"].clone()
+    }
+
+    /// Polls `messageByHash` until the message is stored.
+    pub async fn wait_readable(&self, hash: &str) -> Value {
+        let deadline = Instant::now() + READABLE_TIMEOUT;
+        loop {
+            let found = self.message(hash).await;
+            if !found.is_null() {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "message {hash} not readable within {READABLE_TIMEOUT:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `persona(<argument>: value)`: `address`, `pubkey` or `nickname`.
+    pub async fn persona(&self, argument: &str, value: &str) -> Value {
+        let scalar = match argument {
+            "address" => "Address",
+            "pubkey" => "PublicKey",
+            "nickname" => "String",
+            other => panic!("persona has no argument {other}"),
+        };
+        let query = format!("query($v: {scalar}!) {{ persona({argument}: $v) {{ {PERSONA_FIELDS} }} }}");
+        self.data(&query, json!({ "v": value })).await["persona"].clone()
+    }
+
+    /// Sends an assertion from genesis and waits until it is readable. The
+    /// writer consumes in order, so anything queued before it is stored by then.
+    pub async fn sentinel(&self) {
+        let t = self.timestamp().await;
+        let envelope = envelopes::assertion(&self.genesis, &[self.genesis.public()], vec![], &t);
+        self.send_ok(&envelope).await;
+    }
+
+    /// After a sentinel went through: none of `hashes` is stored and none of
+    /// `addresses` is a persona.
+    pub async fn assert_nothing_stored(&self, hashes: &[String], addresses: &[String]) {
+        self.sentinel().await;
+        for hash in hashes {
+            let found = self.message(hash).await;
+            assert!(found.is_null(), "refused message {hash} was stored: {found}");
+        }
+        for address in addresses {
+            let found = self.persona("address", address).await;
+            assert!(found.is_null(), "refused registration {address} was stored: {found}");
+        }
+    }
+
+    /// Sends an invitation from `inviter` (accepted and readable).
+    pub async fn invite(&self, inviter: &PersonaKey, name: &str) -> pm_models::client::Invitation {
+        let t = self.timestamp().await;
+        let node_address = self.node_public.address();
+        let invitation =
+            pm_models::client::invitation(inviter, &node_address, &self.server.url, name, "peer-mountain", &t);
+        self.send_ok(&invitation.envelope).await;
+        invitation
+    }
+
+    /// The registration of `key` as `nickname` answering `invitation`.
+    pub async fn registration(
+        &self,
+        key: &PersonaKey,
+        nickname: &str,
+        invitation: &pm_models::client::Invitation,
+    ) -> Envelope {
+        let t = self.timestamp().await;
+        pm_models::client::registration(
+            key,
+            nickname,
+            &invitation.envelope.message_hash,
+            &invitation.invite_key,
+            &invitation.name,
+            self.node_public.verifying_key(),
+            &t,
+        )
+    }
+
+    /// Invites and registers a new persona (from genesis), readable afterwards.
+    pub async fn register_new(&self, nickname: &str) -> PersonaKey {
+        let invitation = self.invite(&self.genesis, &format!("name for {nickname}")).await;
+        let key = PersonaKey::generate();
+        let registration = self.registration(&key, nickname, &invitation).await;
+        self.send_ok(&registration).await;
+        key
+    }
+
+    /// Every page of a listing, `limit` at a time, until an empty page.
+    pub async fn list_all(&self, field: &str, argument: &str, value: &str, limit: i64) -> Vec<Value> {
+        let scalar = match argument {
+            "date" => "Date",
+            _ => "Address",
+        };
+        let query = format!(
+            "query($v: {scalar}!, $limit: Int, $after: String) {{ \
+             {field}({argument}: $v, limit: $limit, after: $after) {{ {ENVELOPE_FIELDS} }} }}"
+        );
+        let mut all = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let data = self.data(&query, json!({ "v": value, "limit": limit, "after": after })).await;
+            let page = data[field].as_array().expect("a listing is a list").clone();
+            assert!(page.len() as i64 <= limit, "a page holds at most `limit` items");
+            let Some(last) = page.last() else { return all };
+            after = last["messageHash"].clone();
+            all.extend(page);
+            assert!(all.len() < 1_000_000, "listing does not end");
+        }
+    }
+}
+
+/// The code of the first GraphQL error, if any.
+pub fn error_code(response: &Value) -> Option<String> {
+    let errors = response.get("errors")?.as_array()?;
+    let first = errors.first()?;
+    Some(
+        first["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a GraphQL error without extensions.code: {response}"))
+            .to_owned(),
+    )
+}
+
+/// Reads a `sendMessage` answer.
+pub fn sent_result(response: &Value) -> Result<Value, String> {
+    if let Some(code) = error_code(response) {
+        assert!(response["data"]["sendMessage"].is_null(), "a refused envelope returns no data: {response}");
+        return Err(code);
+    }
+    let accepted = response["data"]["sendMessage"].clone();
+    assert!(!accepted.is_null(), "sendMessage returned neither an envelope nor an error: {response}");
+    Ok(accepted)
+}
+
+/// Checks a date has the one form of section 1 (RFC 3339, six decimals, `Z`).
+pub fn assert_date(text: &Value) -> String {
+    let text = text.as_str().unwrap_or_else(|| panic!("a date is a string: {text}"));
+    assert!(
+        pm_models::time::Micros::parse_rfc3339(text).is_some(),
+        "{text:?} is not RFC 3339 UTC with six fractional digits"
+    );
+    text.to_owned()
+}
