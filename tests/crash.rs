@@ -5,6 +5,9 @@
 //!
 //! Run with `cargo test --test crash -- --nocapture` to see the figures.
 
+/// The crash test runs on `pm serve` and the embedded backend.
+pub const DISTRIBUTED: bool = false;
+
 mod common;
 
 use common::{envelopes, spawn_node, TestNode};

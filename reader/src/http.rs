@@ -31,7 +31,8 @@ pub fn serve(reader: Arc<dyn ReaderApi>, listener: std::net::TcpListener) -> std
 }
 
 fn rpc_error(id: &Value, code: i64, message: &str, data: Value) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message, "data": data } }))
+    HttpResponse::Ok()
+        .json(json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message, "data": data } }))
 }
 
 fn rejection_error(id: &Value, rejection: &Rejection) -> HttpResponse {
@@ -127,6 +128,8 @@ async fn object(reader: &dyn ReaderApi, params: &Map<String, Value>) -> Result<R
 async fn readyz(reader: web::Data<Arc<dyn ReaderApi>>) -> HttpResponse {
     match reader.ready().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
-        Err(rejection) => HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "error": rejection.error })),
+        Err(rejection) => {
+            HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "error": rejection.error }))
+        }
     }
 }

@@ -56,10 +56,11 @@ impl Reader {
     async fn records(&self, hashes: Vec<String>) -> Result<Vec<MessageRecord>, Rejection> {
         let mut records = Vec::with_capacity(hashes.len());
         for hash in hashes {
-            // The writer stores before it indexes, so an indexed hash is stored.
+            // The writer indexes before it stores: an indexed message whose
+            // store write is still under way is not readable yet.
             match self.store.message(&hash).await.map_err(unavailable)? {
                 Some(record) => records.push(record),
-                None => tracing::error!(%hash, "indexed message is missing from the store"),
+                None => tracing::debug!(%hash, "indexed message not stored yet"),
             }
         }
         Ok(records)

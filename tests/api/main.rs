@@ -12,6 +12,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+/// This binary runs the suite on `pm serve` and the embedded backend.
+pub const DISTRIBUTED: bool = false;
+
 mod conflicts;
 mod flow;
 mod lifecycle;

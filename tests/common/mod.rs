@@ -81,17 +81,25 @@ impl Server {
     /// Starts `pm serve --data-dir DIR --listen 127.0.0.1:0` and reads the
     /// gateway URL and the node address from its stdout.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_role("serve", data_dir, &[])
+    }
+
+    /// Starts `pm ROLE --data-dir DIR --listen 127.0.0.1:0` with extra
+    /// environment and reads the URL it prints. `serve` also prints the node
+    /// address; the separate roles print `ROLE listening on http://ADDR`.
+    pub fn start_role(role: &str, data_dir: &Path, env: &[(String, String)]) -> Server {
         let mut child = pm()
-            .arg("serve")
+            .arg(role)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("pm serve can be started");
+            .expect("pm can be started");
         let stdout = child.stdout.take().expect("stdout is piped");
         let (lines_tx, lines_rx) = mpsc::channel::<String>();
         // Keeps reading to the end, so the server never blocks on a full pipe.
@@ -101,9 +109,10 @@ impl Server {
                 let _ = lines_tx.send(line);
             }
         });
+        let wants_node = role == "serve";
         let deadline = Instant::now() + START_TIMEOUT;
         let (mut url, mut node_address) = (None::<String>, None::<String>);
-        while url.is_none() || node_address.is_none() {
+        while url.is_none() || (wants_node && node_address.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match lines_rx.recv_timeout(left) {
                 Ok(line) => line,
@@ -111,23 +120,22 @@ impl Server {
                     let _ = child.kill();
                     let status = child.wait().ok();
                     panic!(
-                        "pm serve printed no URL and node address within {START_TIMEOUT:?} (exit: {status:?}); \
+                        "pm {role} printed no URL within {START_TIMEOUT:?} (exit: {status:?}); \
                          seen: url={url:?} node={node_address:?}"
                     );
                 }
             };
             if url.is_none() {
-                if let Some(found) = find_gateway_url(&line) {
-                    url = Some(found);
-                }
+                url = if wants_node { find_gateway_url(&line) } else { find_listening_url(&line) };
             }
             if let Some(rest) = line.split("node address:").nth(1) {
                 node_address = Some(rest.trim().to_owned());
             }
         }
         let url = url.expect("loop ends once the URL is known");
-        let base = url.strip_suffix("/teleferic").expect("the URL ends with /teleferic").to_owned();
-        Server { child: Some(child), base, url, node_address: node_address.expect("loop ends once it is known") }
+        let base = url.strip_suffix("/teleferic").unwrap_or(&url).to_owned();
+        let url = format!("{base}/teleferic");
+        Server { child: Some(child), base, url, node_address: node_address.unwrap_or_default() }
     }
 
     /// Polls `GET /readyz` until it answers 200.
@@ -175,6 +183,12 @@ impl Drop for Server {
     }
 }
 
+/// The `http://ADDR` of a `ROLE listening on http://ADDR` line.
+fn find_listening_url(line: &str) -> Option<String> {
+    let rest = line.split(" listening on ").nth(1)?;
+    rest.starts_with("http://").then(|| rest.trim().to_owned())
+}
+
 /// The first `http://…/teleferic` in a line.
 fn find_gateway_url(line: &str) -> Option<String> {
     let start = line.find("http://")?;
@@ -193,14 +207,131 @@ pub struct TestNode {
     pub node_public: PublicKeyPem,
     pub server: Server,
     pub http: reqwest::Client,
+    /// Further gateways of a distributed deployment; requests go to
+    /// `server` and these in turn, so racing requests cross processes.
+    pub gateways: Vec<Server>,
+    /// The other role processes of a distributed deployment.
+    pub roles: Vec<Server>,
+    next_gateway: std::sync::atomic::AtomicUsize,
 }
 
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("an HTTP client can be built")
 }
 
-/// Temp dir, genesis key, `pm bootstrap`, `pm serve` on port 0, `/readyz`.
+/// A node for the suite: `pm serve` on the embedded backend, or, in the
+/// distributed suite, the separate roles over RabbitMQ, HBase and
+/// Elasticsearch (see [`spawn_deployment`]).
 pub async fn spawn_node() -> TestNode {
+    if crate::DISTRIBUTED {
+        if let Some(node) = spawn_deployment().await {
+            return node;
+        }
+    }
+    spawn_embedded_node().await
+}
+
+/// The servers a distributed deployment needs, as `(name, address)`.
+fn distributed_services() -> [(&'static str, String); 3] {
+    use pm_models::seams::services::address;
+    [
+        ("rabbitmq", address("PM_TEST_RABBITMQ", "127.0.0.1:5672")),
+        ("hbase-thrift", address("PM_TEST_HBASE", "127.0.0.1:9090")),
+        ("elasticsearch", address("PM_TEST_ELASTICSEARCH", "127.0.0.1:9200")),
+    ]
+}
+
+/// A distributed deployment on this machine: bootstrap, one reader, two
+/// authorizers, two writers and two gateways (each gateway in front of its
+/// own authorizer), every process on port 0, over real RabbitMQ, HBase and
+/// Elasticsearch under names no other test uses. `None` when the servers
+/// are unreachable and `PM_REQUIRE_SERVICES` is not set (then it fails).
+pub async fn spawn_deployment() -> Option<TestNode> {
+    for (name, address) in distributed_services() {
+        if !pm_models::seams::services::require(name, &address) {
+            eprintln!("running this test on the embedded backend instead");
+            return None;
+        }
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory can be created");
+    let genesis = PersonaKey::generate();
+    let genesis_path = dir.path().join("genesis.key");
+    genesis.save_new(&genesis_path).expect("the genesis key can be written");
+    let prefix = pm_models::seams::services::unique_prefix("e2e").to_lowercase();
+    let service = |name: &str| distributed_services().into_iter().find(|(n, _)| *n == name).expect("listed").1;
+    let (hbase_host, hbase_port) =
+        service("hbase-thrift").rsplit_once(':').map(|(h, p)| (h.to_owned(), p.to_owned())).expect("host:port");
+    let env: Vec<(String, String)> = [
+        ("PM_BACKENDS__STORE", "hbase".to_owned()),
+        ("PM_BACKENDS__INDEX", "elasticsearch".to_owned()),
+        ("PM_BACKENDS__QUEUE", "rabbitmq".to_owned()),
+        ("PM_HBASE__HOST", hbase_host),
+        ("PM_HBASE__PORT", hbase_port),
+        ("PM_HBASE__TABLE_PREFIX", prefix.clone()),
+        ("PM_ELASTICSEARCH__URL", format!("http://{}", service("elasticsearch"))),
+        ("PM_ELASTICSEARCH__INDEX_PREFIX", prefix.clone()),
+        ("PM_RABBITMQ__URL", format!("amqp://guest:guest@{}/%2f", service("rabbitmq"))),
+        ("PM_RABBITMQ__PREFIX", prefix.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let data_dir = data_dir_of(&dir);
+    let output = pm()
+        .args(["bootstrap", "--genesis-key"])
+        .arg(&genesis_path)
+        .args(["--nickname", GENESIS_NICKNAME, "--data-dir"])
+        .arg(&data_dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("pm bootstrap can be run");
+    assert!(output.status.success(), "distributed pm bootstrap failed: {}", String::from_utf8_lossy(&output.stderr));
+
+    let with = |extra: &[(&str, &str)]| {
+        let mut all = env.clone();
+        all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        all
+    };
+    let reader = Server::start_role("reader", &data_dir, &env);
+    let mut roles = Vec::new();
+    let mut gateways = Vec::new();
+    for _ in 0..2 {
+        let authorizer = Server::start_role("authorizer", &data_dir, &with(&[("PM_ROLES__READER_URL", &reader.base)]));
+        let gateway = Server::start_role(
+            "teleferic",
+            &data_dir,
+            &with(&[("PM_ROLES__READER_URL", &reader.base), ("PM_ROLES__AUTHORIZER_URL", &authorizer.base)]),
+        );
+        roles.push(authorizer);
+        roles.push(Server::start_role("writer", &data_dir, &env));
+        gateways.push(gateway);
+    }
+    roles.push(reader);
+    let http = http_client();
+    for gateway in &gateways {
+        gateway.wait_ready(&http).await;
+    }
+    let mut server = gateways.remove(0);
+    // The gateway role does not hold the node key; bootstrap wrote it here.
+    server.node_address =
+        PersonaKey::load(&data_dir.join("node.key")).expect("bootstrap wrote the node key").address().to_string();
+    let placeholder = PersonaKey::from_seed([1; 32]).public().clone();
+    let mut node = TestNode {
+        dir,
+        genesis,
+        node_public: placeholder,
+        server,
+        http,
+        gateways,
+        roles,
+        next_gateway: Default::default(),
+    };
+    node.node_public = node.fetch_node_public().await;
+    Some(node)
+}
+
+/// Temp dir, genesis key, `pm bootstrap`, `pm serve` on port 0, `/readyz`.
+pub async fn spawn_embedded_node() -> TestNode {
     let dir = tempfile::tempdir().expect("a temporary directory can be created");
     let genesis = PersonaKey::generate();
     let genesis_path = dir.path().join("genesis.key");
@@ -220,7 +351,16 @@ impl TestNode {
         let http = http_client();
         server.wait_ready(&http).await;
         let placeholder = PersonaKey::from_seed([1; 32]).public().clone();
-        let mut node = TestNode { dir, genesis, node_public: placeholder, server, http };
+        let mut node = TestNode {
+            dir,
+            genesis,
+            node_public: placeholder,
+            server,
+            http,
+            gateways: Vec::new(),
+            roles: Vec::new(),
+            next_gateway: Default::default(),
+        };
         node.node_public = node.fetch_node_public().await;
         node
     }
@@ -255,6 +395,15 @@ impl TestNode {
         data_dir_of(&self.dir)
     }
 
+    /// The next gateway's GraphQL URL, taking every gateway in turn.
+    pub fn gateway_url(&self) -> &str {
+        let turn = self.next_gateway.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match turn % (self.gateways.len() + 1) {
+            0 => &self.server.url,
+            n => &self.gateways[n - 1].url,
+        }
+    }
+
     /// The node key as `pm bootstrap` wrote it (DIR/node.key).
     pub fn node_key(&self) -> PersonaKey {
         PersonaKey::load(&self.data_dir().join("node.key")).expect("DIR/node.key is the node's PKCS#8 key")
@@ -265,7 +414,7 @@ impl TestNode {
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
         let response = self
             .http
-            .post(&self.server.url)
+            .post(self.gateway_url())
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await

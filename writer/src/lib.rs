@@ -176,15 +176,16 @@ impl Writer {
     }
 
     /// Writes the records of one delivery: persona first, then message;
-    /// store before index, so everything indexed is stored.
+    /// each indexed before it is stored, so the store write is the moment a
+    /// record becomes readable and every listing already holds it then.
     async fn write(&self, delivery: &Delivery) -> Result<(), PlanError> {
         let plan = plan(self.store.as_ref(), &delivery.message).await?;
         if let Some(persona) = &plan.persona {
-            self.store.put_persona(persona).await.map_err(PlanError::from)?;
             self.index.index_persona(persona).await.map_err(PlanError::from)?;
+            self.store.put_persona(persona).await.map_err(PlanError::from)?;
         }
-        self.store.put_message(&plan.message).await.map_err(PlanError::from)?;
         self.index.index_message(&plan.message).await.map_err(PlanError::from)?;
+        self.store.put_message(&plan.message).await.map_err(PlanError::from)?;
         Ok(())
     }
 }
