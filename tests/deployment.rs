@@ -603,7 +603,7 @@ fn the_dockerfile_builds_pm_locked_and_runs_it_unprivileged_with_flags_serve_acc
     let entrypoint: Vec<String> = serde_json::from_str(instruction("ENTRYPOINT")[0]).unwrap();
     assert_eq!(entrypoint, ["/usr/local/bin/pm"]);
     // (The HEALTHCHECK's continuation line also starts with CMD; the exec form is the image's.)
-    let cmd = instruction("CMD").into_iter().filter(|c| c.starts_with('[')).last().expect("a CMD");
+    let cmd = instruction("CMD").into_iter().rfind(|c| c.starts_with('[')).expect("a CMD");
     let cmd: Vec<String> = serde_json::from_str(cmd).unwrap();
     assert_eq!(cmd, ["serve", "--listen", "0.0.0.0:8000", "--data-dir", "/data"]);
     let serve = help("serve");
