@@ -85,6 +85,12 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Print the public key (PEM text) of a private key file, e.g. to hand
+    /// the genesis public key to `pm bootstrap` on another machine.
+    Pubkey {
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
     /// Print the address of a key.
     Address {
         /// A public key PEM file.
@@ -212,6 +218,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             crate::bootstrap::bootstrap(&settings, &genesis_key, &nickname).await
         }
         Command::Keygen { out } => crate::keygen::keygen(&out),
+        Command::Pubkey { key } => crate::keygen::pubkey(&key),
         Command::Address { pubkey, key } => {
             crate::keygen::address(&pubkey.or(key).expect("clap requires one of --pubkey and --key"))
         }

@@ -1,5 +1,6 @@
-//! `pm keygen` and `pm address`: new Ed25519 keys as PKCS#8 PEM files with
-//! mode 0600, and the address of a key (PROTOCOL.md section 2).
+//! `pm keygen`, `pm pubkey` and `pm address`: new Ed25519 keys as PKCS#8
+//! PEM files with mode 0600, the public key text of a key, and the address
+//! of a key (PROTOCOL.md section 2).
 
 use crate::bootstrap::read_public_key;
 use pm_models::keys::PersonaKey;
@@ -14,5 +15,10 @@ pub fn keygen(out: &Path) -> anyhow::Result<()> {
 
 pub fn address(path: &Path) -> anyhow::Result<()> {
     println!("{}", read_public_key(path)?.address());
+    Ok(())
+}
+
+pub fn pubkey(path: &Path) -> anyhow::Result<()> {
+    println!("{}", read_public_key(path)?.as_str());
     Ok(())
 }

@@ -23,7 +23,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Address the gateway listens on.
     pub listen: String,
-    /// The gateway URL clients are told (invitations' `bootstrapNode`).
+    /// The public URL of the GraphQL endpoint, where GraphiQL sends its
+    /// queries when the gateway sits behind a proxy (default `/teleferic`).
     pub public_url: Option<String>,
     /// Default log filter when `RUST_LOG` is unset.
     pub log: String,
@@ -267,7 +268,9 @@ impl Settings {
                 ))
             }
         }
-        for (name, url) in [("roles.authorizer_url", &self.roles.authorizer_url), ("roles.reader_url", &self.roles.reader_url)] {
+        for (name, url) in
+            [("roles.authorizer_url", &self.roles.authorizer_url), ("roles.reader_url", &self.roles.reader_url)]
+        {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(anyhow!("invalid configuration: setting `{name}` must be an http(s) URL, got {url:?}"));
             }

@@ -35,10 +35,7 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::B
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| Rejection::malformed(format!("request body could not be read: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(Rejection::new(
-                RejectionCode::PayloadTooLarge,
-                format!("request body exceeds {limit} bytes"),
-            ));
+            return Err(Rejection::new(RejectionCode::PayloadTooLarge, format!("request body exceeds {limit} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
@@ -77,8 +74,8 @@ struct SendMessage {
 async fn send_message(state: web::Data<State>, payload: web::Payload) -> HttpResponse {
     let result = async {
         let body = read_body(payload, state.max_request_bytes).await?;
-        let request: SendMessage =
-            serde_json::from_slice(&body).map_err(|e| Rejection::malformed(format!("request is not {{\"envelope\": …}}: {e}")))?;
+        let request: SendMessage = serde_json::from_slice(&body)
+            .map_err(|e| Rejection::malformed(format!("request is not {{\"envelope\": …}}: {e}")))?;
         let envelope = Envelope::from_json_value(request.envelope).map_err(Rejection::malformed)?;
         state.authorizer.send_message(envelope).await
     }
@@ -101,8 +98,7 @@ fn found<T: serde::Serialize>(result: Result<Option<T>, Rejection>, what: &str) 
 
 /// The one query argument among `names` that is present, or `BAD_QUERY`.
 fn exactly_one<'a>(query: &'a Query, names: &[&'a str]) -> Result<(&'a str, &'a str), Rejection> {
-    let given: Vec<(&str, &str)> =
-        names.iter().filter_map(|n| query.get(*n).map(|v| (*n, v.as_str()))).collect();
+    let given: Vec<(&str, &str)> = names.iter().filter_map(|n| query.get(*n).map(|v| (*n, v.as_str()))).collect();
     match given.as_slice() {
         [one] => Ok(*one),
         _ => Err(Rejection::bad_query(format!("give exactly one of {}", names.join(", ")))),
@@ -173,6 +169,8 @@ async fn healthz() -> HttpResponse {
 async fn readyz(state: web::Data<State>) -> HttpResponse {
     match state.authorizer.ready().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
-        Err(rejection) => HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "error": rejection.error })),
+        Err(rejection) => {
+            HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "error": rejection.error }))
+        }
     }
 }

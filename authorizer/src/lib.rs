@@ -89,6 +89,7 @@ impl AuthorizerApi for Authorizer {
     }
 
     async fn ready(&self) -> Result<(), Rejection> {
-        self.backends.store.ping().await.map_err(|e| Rejection::unavailable(&e))
+        self.backends.store.ping().await.map_err(|e| Rejection::unavailable(&e))?;
+        self.backends.admission.ping().await.map_err(|e| Rejection::unavailable(&e))
     }
 }

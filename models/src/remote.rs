@@ -55,6 +55,15 @@ fn unreachable_service(service: &str, error: impl std::fmt::Display) -> Rejectio
     Rejection::new(RejectionCode::Unavailable, format!("the {service} is unavailable; retry later"))
 }
 
+/// `GET {base}/readyz` answers 2xx.
+async fn check_ready(http: &reqwest::Client, base: &str, service: &str) -> Result<(), Rejection> {
+    let response = http.get(format!("{base}/readyz")).send().await.map_err(|e| unreachable_service(service, e))?;
+    match response.status().is_success() {
+        true => Ok(()),
+        false => Err(unreachable_service(service, format!("readyz answered {}", response.status()))),
+    }
+}
+
 fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder().timeout(timeout).build().expect("an HTTP client with rustls builds")
 }
@@ -120,16 +129,7 @@ impl AuthorizerApi for RemoteAuthorizer {
     }
 
     async fn ready(&self) -> Result<(), Rejection> {
-        let response = self
-            .http
-            .get(format!("{}/readyz", self.base))
-            .send()
-            .await
-            .map_err(|e| unreachable_service("authorizer", e))?;
-        match response.status().is_success() {
-            true => Ok(()),
-            false => Err(unreachable_service("authorizer", format!("readyz answered {}", response.status()))),
-        }
+        check_ready(&self.http, &self.base, "authorizer").await
     }
 }
 
@@ -185,7 +185,11 @@ impl RemoteReader {
         serde_json::from_value(body["result"].clone()).map_err(|e| unreachable_service("reader", e))
     }
 
-    async fn call_one<T: serde::de::DeserializeOwned>(&self, method: &str, params: Value) -> Result<Option<T>, Rejection> {
+    async fn call_one<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<Option<T>, Rejection> {
         let result = self.call(method, params).await?;
         if result.status == 404 || result.response.is_null() {
             return Ok(None);
@@ -214,15 +218,6 @@ impl ReaderApi for RemoteReader {
     }
 
     async fn ready(&self) -> Result<(), Rejection> {
-        let response = self
-            .http
-            .get(format!("{}/readyz", self.base))
-            .send()
-            .await
-            .map_err(|e| unreachable_service("reader", e))?;
-        match response.status().is_success() {
-            true => Ok(()),
-            false => Err(unreachable_service("reader", format!("readyz answered {}", response.status()))),
-        }
+        check_ready(&self.http, &self.base, "reader").await
     }
 }

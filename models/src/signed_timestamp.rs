@@ -11,12 +11,17 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// `{"signature": base64, "timestamp": text}`: the map inside both a `T`
+/// (signature over the timestamp string) and an `S` (signature over the
+/// payload, `timestamp` being a `T`).
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Wire {
-    signature: String,
-    timestamp: String,
+pub(crate) struct SignatureWire {
+    pub(crate) signature: String,
+    pub(crate) timestamp: String,
 }
+
+type Wire = SignatureWire;
 
 /// A decoded `T`; [`Self::as_str`] is its exact text as received or issued.
 #[derive(Clone, PartialEq, Eq, Debug)]

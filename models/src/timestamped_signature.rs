@@ -8,22 +8,15 @@
 
 use crate::codec::{b64, from_msgpack, to_msgpack, unb64};
 use crate::keys::PersonaKey;
-use crate::signed_timestamp::{SignedTimestamp, TimestampError};
+use crate::signed_timestamp::{SignatureWire as Wire, SignedTimestamp, TimestampError};
 use ed25519_dalek::{Signature, VerifyingKey};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 #[derive(Serialize)]
 struct Payload<'a> {
     #[serde(rename = "messageHash")]
     message_hash: &'a str,
     timestamp: &'a str,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Wire {
-    signature: String,
-    timestamp: String,
 }
 
 /// A decoded `S`: the signer's signature and the `T` it was made with.

@@ -41,6 +41,25 @@ async fn keygen_writes_a_private_key_file_and_prints_its_address() {
     assert_eq!(mode(&path), 0o600);
     let printed = String::from_utf8(output.stdout).unwrap();
     assert!(printed.contains(key.address().as_str()), "keygen prints the address: {printed:?}");
+    let again = common::pm().arg("keygen").arg("--out").arg(&path).output().unwrap();
+    assert!(!again.status.success(), "keygen refuses to overwrite a key file");
+    assert_eq!(PersonaKey::load(&path).unwrap().address(), key.address(), "the first key is kept");
+}
+
+#[tokio::test]
+async fn pubkey_prints_the_public_half_whose_address_is_the_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = PersonaKey::generate();
+    let key_path = dir.path().join("someone.key");
+    key.save_new(&key_path).unwrap();
+    let output = common::pm().arg("pubkey").arg("--key").arg(&key_path).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(printed.trim_end(), key.public().as_str());
+    let pub_path = dir.path().join("someone.pub");
+    std::fs::write(&pub_path, &printed).unwrap();
+    let address = common::pm().arg("address").arg("--pubkey").arg(&pub_path).output().unwrap();
+    assert_eq!(String::from_utf8(address.stdout).unwrap().trim(), key.address().as_str());
 }
 
 #[tokio::test]

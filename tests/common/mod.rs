@@ -213,6 +213,60 @@ pub struct TestNode {
     /// The other role processes of a distributed deployment.
     pub roles: Vec<Server>,
     next_gateway: std::sync::atomic::AtomicUsize,
+    /// What a distributed deployment created on the servers, deleted on drop.
+    teardown: Option<Teardown>,
+}
+
+/// The tables, indices and queues of one distributed deployment.
+struct Teardown {
+    hbase: pm_models::seams::hbase::HBaseSettings,
+    elasticsearch: pm_models::seams::elasticsearch::ElasticSettings,
+    rabbitmq: pm_models::seams::rabbitmq::RabbitMqSettings,
+}
+
+impl Teardown {
+    async fn run(self) {
+        use pm_models::seams::{elasticsearch::ElasticIndex, hbase::HBaseStore, rabbitmq::RabbitMqQueue};
+        let results = [
+            match HBaseStore::connect(self.hbase).await {
+                Ok(store) => store.drop_tables().await,
+                Err(e) => Err(e),
+            },
+            match ElasticIndex::connect(self.elasticsearch).await {
+                Ok(index) => index.delete_indices().await,
+                Err(e) => Err(e),
+            },
+            match RabbitMqQueue::connect(self.rabbitmq).await {
+                Ok(queue) => queue.delete_topology().await,
+                Err(e) => Err(e),
+            },
+        ];
+        for error in results.into_iter().filter_map(Result::err) {
+            eprintln!("teardown of a test deployment left something behind: {error}");
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        let Some(teardown) = self.teardown.take() else { return };
+        // Processes first, so no writer recreates what is being deleted.
+        self.gateways.clear();
+        self.roles.clear();
+        if let Some(mut child) = self.server.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Drop may run inside the test's runtime, which cannot block: use another.
+        let cleaner = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the teardown")
+                .block_on(teardown.run())
+        });
+        let _ = cleaner.join();
+    }
 }
 
 pub fn http_client() -> reqwest::Client {
@@ -325,9 +379,31 @@ pub async fn spawn_deployment() -> Option<TestNode> {
         gateways,
         roles,
         next_gateway: Default::default(),
+        teardown: Some(Teardown {
+            hbase: pm_models::seams::hbase::HBaseSettings {
+                host: env_value(&env, "PM_HBASE__HOST"),
+                port: env_value(&env, "PM_HBASE__PORT").parse().expect("a port"),
+                table_prefix: prefix.clone(),
+                ..Default::default()
+            },
+            elasticsearch: pm_models::seams::elasticsearch::ElasticSettings {
+                url: env_value(&env, "PM_ELASTICSEARCH__URL"),
+                index_prefix: prefix.clone(),
+                ..Default::default()
+            },
+            rabbitmq: pm_models::seams::rabbitmq::RabbitMqSettings {
+                url: env_value(&env, "PM_RABBITMQ__URL"),
+                prefix: prefix.clone(),
+                ..Default::default()
+            },
+        }),
     };
     node.node_public = node.fetch_node_public().await;
     Some(node)
+}
+
+fn env_value(env: &[(String, String)], name: &str) -> String {
+    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).expect("the deployment sets it")
 }
 
 /// Temp dir, genesis key, `pm bootstrap`, `pm serve` on port 0, `/readyz`.
@@ -360,6 +436,7 @@ impl TestNode {
             gateways: Vec::new(),
             roles: Vec::new(),
             next_gateway: Default::default(),
+            teardown: None,
         };
         node.node_public = node.fetch_node_public().await;
         node

@@ -44,7 +44,7 @@ use async_trait::async_trait;
 use elasticsearch::cluster::ClusterHealthParts;
 use elasticsearch::http::response::Response;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use elasticsearch::indices::{IndicesCreateParts, IndicesExistsParts, IndicesPutMappingParts};
+use elasticsearch::indices::{IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesPutMappingParts};
 use elasticsearch::params::Refresh;
 use elasticsearch::{Elasticsearch, IndexParts, SearchParts};
 use serde_json::{json, Map, Value};
@@ -142,6 +142,22 @@ impl ElasticIndex {
             }
         }
         Ok(())
+    }
+
+    /// Deletes both indices and their documents: for tests and for tearing
+    /// down a deployment, never called by a role.
+    pub async fn delete_indices(&self) -> Result<(), BackendError> {
+        let indices = [&*self.persona_index, &*self.message_index];
+        let (indices_api, indices) = (&self.client.indices(), &indices);
+        match send("delete index", move || {
+            indices_api.delete(IndicesDeleteParts::Index(indices)).ignore_unavailable(true).send()
+        })
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(refusal) if refusal.kind == "index_not_found_exception" => Ok(()),
+            Err(refusal) => Err(refusal.into()),
+        }
     }
 
     /// Runs [`Self::create_indices`] once per process before the first write,

@@ -393,6 +393,10 @@ impl Admission for EmbeddedBackend {
         self.published.notify_one();
         Ok(outcome)
     }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        RecordStore::ping(self).await
+    }
 }
 
 #[async_trait]

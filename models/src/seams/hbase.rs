@@ -390,6 +390,28 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Disables and deletes the three tables where they exist.
+    fn drop_tables(&self) -> Result<(), BackendError> {
+        for table in [&self.tables.persona, &self.tables.message, &self.tables.claim] {
+            self.call("deleteTable", |c| {
+                if !c.client.get_table_names()?.iter().any(|name| name == table) {
+                    return Ok(());
+                }
+                c.socket.set_read_timeout(Some(ADMIN_TIMEOUT.max(self.settings.timeout)))?;
+                let dropped = c
+                    .client
+                    .is_table_enabled(table.to_vec())
+                    .and_then(|enabled| if enabled { c.client.disable_table(table.to_vec()) } else { Ok(()) })
+                    .and_then(|()| c.client.delete_table(table.to_vec()));
+                c.socket.set_read_timeout(Some(self.settings.timeout))?;
+                dropped
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// Creates `table` with its one column family, or enables it if it exists.
 fn create_table(client: &mut Client, table: &[u8], family: &str) -> thrift::Result<()> {
     if !client.get_table_names()?.iter().any(|name| name == table) {
@@ -559,6 +581,12 @@ impl HBaseStore {
     /// when disabled. Idempotent; `pm bootstrap` calls it.
     pub async fn create_tables(&self) -> Result<(), BackendError> {
         self.blocking(|inner| inner.create_tables()).await
+    }
+
+    /// Deletes the three tables and everything in them: for tests and for
+    /// tearing down a deployment, never called by a role.
+    pub async fn drop_tables(&self) -> Result<(), BackendError> {
+        self.blocking(|inner| inner.drop_tables()).await
     }
 
     /// Runs blocking Thrift work on the blocking pool, at most `pool_size` at once.

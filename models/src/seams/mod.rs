@@ -162,6 +162,8 @@ pub trait ClaimStore: Send + Sync {
 #[async_trait]
 pub trait Admission: Send + Sync {
     async fn admit(&self, keys: &[ClaimKey], message: &QueuedMessage) -> Result<ClaimOutcome, BackendError>;
+    /// The claim store and the queue are both reachable.
+    async fn ping(&self) -> Result<(), BackendError>;
 }
 
 /// [`Admission`] over separate claim store and queue: claim, publish, and
@@ -185,5 +187,10 @@ impl Admission for ClaimThenPublish {
             return Err(publish_error);
         }
         Ok(ClaimOutcome::Claimed)
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.claims.holder(&ClaimKey::Message(String::new())).await?;
+        self.queue.ping().await
     }
 }

@@ -447,6 +447,27 @@ impl RabbitMqQueue {
         shared.publisher_channel(Instant::now() + shared.settings.publish_timeout).await?;
         Ok(Self { shared })
     }
+
+    /// Deletes the queues and exchanges with everything in them: for tests
+    /// and for tearing down a deployment, never called by a role.
+    pub async fn delete_topology(&self) -> Result<(), BackendError> {
+        let deadline = Instant::now() + self.shared.settings.publish_timeout;
+        let channel = self.shared.publisher_channel(deadline).await?;
+        let t = &self.shared.topology;
+        let deleted = async {
+            for queue in [&t.queue, &t.dead_queue] {
+                channel.queue_delete(queue, lapin::options::QueueDeleteOptions::default()).await?;
+            }
+            for exchange in [&t.exchange, &t.dead_letter_exchange] {
+                channel.exchange_delete(exchange, lapin::options::ExchangeDeleteOptions::default()).await?;
+            }
+            lapin::Result::Ok(())
+        };
+        match timeout_at(deadline, deleted).await {
+            Ok(result) => result.map_err(|e| unavailable("rabbitmq delete", e)),
+            Err(_) => Err(BackendError::Unavailable("rabbitmq did not delete the topology in time".into())),
+        }
+    }
 }
 
 #[async_trait]

@@ -23,7 +23,9 @@ pub fn require(name: &str, address: &str) -> bool {
         return true;
     }
     if services_required() {
-        panic!("{name} is not reachable at {address} and PM_REQUIRE_SERVICES=1 (start it with scripts/services.sh start)");
+        panic!(
+            "{name} is not reachable at {address} and PM_REQUIRE_SERVICES=1 (start it with scripts/services.sh start)"
+        );
     }
     eprintln!("SKIPPED: {name} is not reachable at {address}; set PM_REQUIRE_SERVICES=1 to make this a failure");
     false
