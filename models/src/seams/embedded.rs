@@ -3,14 +3,18 @@
 //!
 //! Guarantees: every method returns after its transaction committed with
 //! redb's default durability (data on disk, one fsync), so an acknowledged
-//! write survives `SIGKILL`. [`Admission::admit`] takes claims and queues in
+//! write survives `SIGKILL`, with two exceptions that skip the fsync because
+//! nothing is lost without it: [`SearchIndex::index_message`], which the
+//! writer always follows with [`RecordStore::put_message`] (an immediate
+//! commit makes every earlier commit durable too), and the acknowledgement
+//! of a delivery, whose loss only means an idempotent redelivery. [`Admission::admit`] takes claims and queues in
 //! one transaction. The queue serves one consumer per database; unsettled
 //! deliveries are handed out again when a new consumer starts.
 
 use super::*;
 use crate::codec::{from_msgpack, to_msgpack};
 use crate::content::nickname_key;
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::ops::Bound;
 use std::path::Path;
@@ -246,7 +250,9 @@ impl SearchIndex for EmbeddedBackend {
     async fn index_message(&self, message: &MessageRecord) -> Result<(), BackendError> {
         let keys = MessageKeys::of(message)?;
         self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
+            let mut txn = db.begin_write().map_err(unavailable)?;
+            // Made durable by the store write that follows it (module doc).
+            txn.set_durability(Durability::Eventual);
             {
                 let (m, h) = (keys.micros, keys.hash.as_str());
                 txn.open_table(BY_SENDER)
@@ -469,7 +475,11 @@ impl EmbeddedConsumer {
     async fn remove(&self, tag: u64, dead_reason: Option<String>) -> Result<(), BackendError> {
         self.backend
             .blocking(move |db| {
-                let txn = db.begin_write().map_err(unavailable)?;
+                let mut txn = db.begin_write().map_err(unavailable)?;
+                if dead_reason.is_none() {
+                    // A lost acknowledgement is an idempotent redelivery (module doc).
+                    txn.set_durability(Durability::Eventual);
+                }
                 {
                     let mut queue = txn.open_table(QUEUE).map_err(unavailable)?;
                     let removed = queue.remove(tag).map_err(unavailable)?.map(|row| row.value().to_vec());
