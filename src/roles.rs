@@ -14,7 +14,9 @@ use pm_models::seams::elasticsearch::{ElasticIndex, ElasticSettings};
 use pm_models::seams::embedded::EmbeddedBackend;
 use pm_models::seams::hbase::{HBaseSettings, HBaseStore};
 use pm_models::seams::rabbitmq::{QueueKind as RabbitQueueKind, RabbitMqQueue, RabbitMqSettings};
-use pm_models::seams::{Admission, ClaimStore, ClaimThenPublish, Queue, RecordStore, SearchIndex};
+use pm_models::seams::{
+    Admission, ClaimStore, ClaimThenPublish, IndexThenStore, Queue, RecordStore, RecordWriter, SearchIndex,
+};
 use pm_reader::Reader;
 use pm_teleferic::Gateway;
 use pm_writer::Writer;
@@ -31,6 +33,8 @@ pub struct Backends {
     pub index: Arc<dyn SearchIndex>,
     pub queue: Arc<dyn Queue>,
     pub admission: Arc<dyn Admission>,
+    /// How the writer writes a delivery's records.
+    pub records: Arc<dyn RecordWriter>,
     /// The embedded database, when any seam uses it.
     pub embedded: Option<EmbeddedBackend>,
     pub hbase: Option<HBaseStore>,
@@ -125,7 +129,12 @@ impl Backends {
             (Some(e), StoreKind::Embedded, QueueKind::Embedded) => Arc::new(e.clone()),
             _ => Arc::new(ClaimThenPublish { claims: claims.clone(), queue: queue.clone() }),
         };
-        Ok(Self { store, claims, index, queue, admission, embedded, hbase, elasticsearch })
+        // One transaction for index and store when both live in the same file.
+        let records: Arc<dyn RecordWriter> = match (&embedded, b.store, needs.index, b.index) {
+            (Some(e), StoreKind::Embedded, true, IndexKind::Embedded) => Arc::new(e.clone()),
+            _ => Arc::new(IndexThenStore { store: store.clone(), index: index.clone() }),
+        };
+        Ok(Self { store, claims, index, queue, admission, records, embedded, hbase, elasticsearch })
     }
 
     /// Creates tables and indices where the backend needs them (bootstrap).
@@ -251,7 +260,8 @@ pub async fn teleferic(settings: Settings) -> anyhow::Result<()> {
 
 pub async fn writer(settings: Settings) -> anyhow::Result<()> {
     let backends = Backends::connect(&settings, Needs { index: true, queue: true }).await?;
-    let writer = Writer::new(backends.store.clone(), backends.index.clone(), backends.queue.clone(), settings.writer());
+    let writer =
+        Writer::new(backends.store.clone(), backends.records.clone(), backends.queue.clone(), settings.writer());
     let listener = bind(&settings)?;
     announce("writer", &listener)?;
     let health = health_server(backends, listener)?;

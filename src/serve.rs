@@ -62,7 +62,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         AuthorizerBackends { store: b.store.clone(), claims: b.claims.clone(), admission: b.admission.clone() },
     );
     let reader = Reader::new(b.store.clone(), b.index.clone());
-    let writer = Writer::new(b.store.clone(), b.index.clone(), b.queue.clone(), settings.writer());
+    let writer = Writer::new(b.store.clone(), b.records.clone(), b.queue.clone(), settings.writer());
 
     let listener = std::net::TcpListener::bind(settings.listen_addr()?)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;

@@ -171,3 +171,25 @@ async fn personas_round_trip_and_are_found_by_nickname_in_any_case() {
     assert_eq!(backend.persona("addr").await.unwrap(), Some(persona));
     assert_eq!(backend.persona_by_nickname("alice").await.unwrap().as_deref(), Some("addr"));
 }
+
+#[tokio::test]
+async fn a_deliverys_records_are_indexed_and_stored_together_and_rewrites_change_nothing() {
+    let (_dir, backend) = open();
+    let persona = PersonaRecord {
+        address: "new".into(),
+        pubkey: "pem".into(),
+        nickname: "Newcomer".into(),
+        created_at: Micros(7).to_rfc3339(),
+        registration_hash: Some("R".into()),
+        invite_hash: Some("I".into()),
+        inviter: Some("old".into()),
+    };
+    let registration = message("R", "new", 7, &[]);
+    for _ in 0..2 {
+        backend.write_records(Some(&persona), &registration).await.unwrap();
+    }
+    assert_eq!(backend.persona("new").await.unwrap(), Some(persona));
+    assert_eq!(backend.persona_by_nickname("newcomer").await.unwrap().as_deref(), Some("new"));
+    assert_eq!(backend.message("R").await.unwrap(), Some(registration));
+    assert_eq!(backend.list_messages(&MessageFilter::Sender("new".into()), None, 10).await.unwrap(), ["R"]);
+}

@@ -20,7 +20,7 @@ pub mod bootstrap;
 mod plan;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use pm_models::seams::{BackendError, Consumer, Delivery, Queue, RecordStore, SearchIndex};
+use pm_models::seams::{BackendError, Consumer, Delivery, Queue, RecordStore, RecordWriter};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,8 +50,9 @@ impl Default for WriterSettings {
 
 #[derive(Clone)]
 pub struct Writer {
+    /// Read for the sender and invitation a record refers to.
     store: Arc<dyn RecordStore>,
-    index: Arc<dyn SearchIndex>,
+    records: Arc<dyn RecordWriter>,
     queue: Arc<dyn Queue>,
     settings: WriterSettings,
 }
@@ -91,11 +92,11 @@ async fn settle(consumer: &mut dyn Consumer, delivery: &Delivery, outcome: Outco
 impl Writer {
     pub fn new(
         store: Arc<dyn RecordStore>,
-        index: Arc<dyn SearchIndex>,
+        records: Arc<dyn RecordWriter>,
         queue: Arc<dyn Queue>,
         settings: WriterSettings,
     ) -> Self {
-        Self { store, index, queue, settings }
+        Self { store, records, queue, settings }
     }
 
     /// Consumes until `shutdown` resolves, then settles what is in flight and
@@ -175,18 +176,10 @@ impl Writer {
         (delivery, outcome)
     }
 
-    /// Writes the records of one delivery: persona first, then message;
-    /// each indexed before it is stored, so the store write is the moment a
-    /// record becomes readable and every listing already holds it then.
+    /// Writes the records of one delivery (see [`RecordWriter`] for the order).
     async fn write(&self, delivery: &Delivery) -> Result<(), PlanError> {
         let plan = plan(self.store.as_ref(), &delivery.message).await?;
-        if let Some(persona) = &plan.persona {
-            self.index.index_persona(persona).await.map_err(PlanError::from)?;
-            self.store.put_persona(persona).await.map_err(PlanError::from)?;
-        }
-        self.index.index_message(&plan.message).await.map_err(PlanError::from)?;
-        self.store.put_message(&plan.message).await.map_err(PlanError::from)?;
-        Ok(())
+        self.records.write_records(plan.persona.as_ref(), &plan.message).await.map_err(PlanError::from)
     }
 }
 

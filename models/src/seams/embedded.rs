@@ -3,11 +3,11 @@
 //!
 //! Guarantees: every method returns after its transaction committed with
 //! redb's default durability (data on disk, one fsync), so an acknowledged
-//! write survives `SIGKILL`, with two exceptions that skip the fsync because
-//! nothing is lost without it: [`SearchIndex::index_message`], which the
-//! writer always follows with [`RecordStore::put_message`] (an immediate
-//! commit makes every earlier commit durable too), and the acknowledgement
-//! of a delivery, whose loss only means an idempotent redelivery. [`Admission::admit`] takes claims and queues in
+//! write survives `SIGKILL`. The one exception is the acknowledgement of a
+//! delivery, which skips the fsync: losing it only means an idempotent
+//! redelivery, and the next durable commit persists it anyway. The writer's
+//! records of one delivery are indexed and stored in one transaction
+//! ([`RecordWriter`]). [`Admission::admit`] takes claims and queues in
 //! one transaction. The queue serves one consumer per database; unsettled
 //! deliveries are handed out again when a new consumer starts.
 
@@ -152,10 +152,7 @@ impl RecordStore for EmbeddedBackend {
         let persona = persona.clone();
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
-            txn.open_table(PERSONA)
-                .map_err(unavailable)?
-                .insert(persona.address.as_str(), to_msgpack(&persona).as_slice())
-                .map_err(unavailable)?;
+            put_persona_in(&txn, &persona)?;
             txn.commit().map_err(unavailable)
         })
         .await
@@ -176,10 +173,7 @@ impl RecordStore for EmbeddedBackend {
         let message = message.clone();
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
-            txn.open_table(MESSAGE)
-                .map_err(unavailable)?
-                .insert(message.hash.as_str(), to_msgpack(&message).as_slice())
-                .map_err(unavailable)?;
+            put_message_in(&txn, &message)?;
             txn.commit().map_err(unavailable)
         })
         .await
@@ -198,6 +192,63 @@ impl RecordStore for EmbeddedBackend {
 
     async fn ping(&self) -> Result<(), BackendError> {
         self.blocking(|db| db.begin_read().map(drop).map_err(unavailable)).await
+    }
+}
+
+fn put_persona_in(txn: &redb::WriteTransaction, persona: &PersonaRecord) -> Result<(), BackendError> {
+    let mut table = txn.open_table(PERSONA).map_err(unavailable)?;
+    table.insert(persona.address.as_str(), to_msgpack(persona).as_slice()).map_err(unavailable)?;
+    Ok(())
+}
+
+fn put_message_in(txn: &redb::WriteTransaction, message: &MessageRecord) -> Result<(), BackendError> {
+    let mut table = txn.open_table(MESSAGE).map_err(unavailable)?;
+    table.insert(message.hash.as_str(), to_msgpack(message).as_slice()).map_err(unavailable)?;
+    Ok(())
+}
+
+fn index_persona_in(txn: &redb::WriteTransaction, persona: &PersonaRecord) -> Result<(), BackendError> {
+    let mut table = txn.open_table(NICKNAME).map_err(unavailable)?;
+    table.insert(nickname_key(&persona.nickname).as_str(), persona.address.as_str()).map_err(unavailable)?;
+    Ok(())
+}
+
+fn index_message_in(txn: &redb::WriteTransaction, keys: &MessageKeys) -> Result<(), BackendError> {
+    let (m, h) = (keys.micros, keys.hash.as_str());
+    txn.open_table(BY_SENDER).map_err(unavailable)?.insert((keys.sender.as_str(), m, h), ()).map_err(unavailable)?;
+    txn.open_table(BY_DATE).map_err(unavailable)?.insert((m, h), ()).map_err(unavailable)?;
+    for (listing, values) in [(BY_READER, &keys.readers), (BY_OBJECT, &keys.objects), (BY_CONTAINER, &keys.containers)]
+    {
+        let mut table = txn.open_table(listing).map_err(unavailable)?;
+        for value in values {
+            table.insert((value.as_str(), m, h), ()).map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+/// One delivery's records, indexed and stored in one transaction: one
+/// fsync, and never an index entry without its record or the reverse.
+#[async_trait]
+impl RecordWriter for EmbeddedBackend {
+    async fn write_records(
+        &self,
+        persona: Option<&PersonaRecord>,
+        message: &MessageRecord,
+    ) -> Result<(), BackendError> {
+        let keys = MessageKeys::of(message)?;
+        let (persona, message) = (persona.cloned(), message.clone());
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            if let Some(persona) = &persona {
+                index_persona_in(&txn, persona)?;
+                put_persona_in(&txn, persona)?;
+            }
+            index_message_in(&txn, &keys)?;
+            put_message_in(&txn, &message)?;
+            txn.commit().map_err(unavailable)
+        })
+        .await
     }
 }
 
@@ -235,13 +286,10 @@ impl MessageKeys {
 #[async_trait]
 impl SearchIndex for EmbeddedBackend {
     async fn index_persona(&self, persona: &PersonaRecord) -> Result<(), BackendError> {
-        let (key, address) = (nickname_key(&persona.nickname), persona.address.clone());
+        let persona = persona.clone();
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
-            txn.open_table(NICKNAME)
-                .map_err(unavailable)?
-                .insert(key.as_str(), address.as_str())
-                .map_err(unavailable)?;
+            index_persona_in(&txn, &persona)?;
             txn.commit().map_err(unavailable)
         })
         .await
@@ -250,25 +298,8 @@ impl SearchIndex for EmbeddedBackend {
     async fn index_message(&self, message: &MessageRecord) -> Result<(), BackendError> {
         let keys = MessageKeys::of(message)?;
         self.blocking(move |db| {
-            let mut txn = db.begin_write().map_err(unavailable)?;
-            // Made durable by the store write that follows it (module doc).
-            txn.set_durability(Durability::Eventual);
-            {
-                let (m, h) = (keys.micros, keys.hash.as_str());
-                txn.open_table(BY_SENDER)
-                    .map_err(unavailable)?
-                    .insert((keys.sender.as_str(), m, h), ())
-                    .map_err(unavailable)?;
-                txn.open_table(BY_DATE).map_err(unavailable)?.insert((m, h), ()).map_err(unavailable)?;
-                for (listing, values) in
-                    [(BY_READER, &keys.readers), (BY_OBJECT, &keys.objects), (BY_CONTAINER, &keys.containers)]
-                {
-                    let mut table = txn.open_table(listing).map_err(unavailable)?;
-                    for value in values {
-                        table.insert((value.as_str(), m, h), ()).map_err(unavailable)?;
-                    }
-                }
-            }
+            let txn = db.begin_write().map_err(unavailable)?;
+            index_message_in(&txn, &keys)?;
             txn.commit().map_err(unavailable)
         })
         .await

@@ -40,6 +40,38 @@ pub trait RecordStore: Send + Sync {
     async fn ping(&self) -> Result<(), BackendError>;
 }
 
+/// Writes the records of one delivery (the persona a registration
+/// creates, then the message), each indexed before it is stored, so the
+/// store write is the moment a record becomes readable and every listing
+/// already holds it then. Idempotent.
+#[async_trait]
+pub trait RecordWriter: Send + Sync {
+    async fn write_records(&self, persona: Option<&PersonaRecord>, message: &MessageRecord)
+        -> Result<(), BackendError>;
+}
+
+/// [`RecordWriter`] over a separate index and store, one call after another.
+pub struct IndexThenStore {
+    pub store: Arc<dyn RecordStore>,
+    pub index: Arc<dyn SearchIndex>,
+}
+
+#[async_trait]
+impl RecordWriter for IndexThenStore {
+    async fn write_records(
+        &self,
+        persona: Option<&PersonaRecord>,
+        message: &MessageRecord,
+    ) -> Result<(), BackendError> {
+        if let Some(persona) = persona {
+            self.index.index_persona(persona).await?;
+            self.store.put_persona(persona).await?;
+        }
+        self.index.index_message(message).await?;
+        self.store.put_message(message).await
+    }
+}
+
 /// What a message listing selects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MessageFilter {
