@@ -21,3 +21,29 @@ mod conflicts;
 mod flow;
 #[path = "api/rejections.rs"]
 mod rejections;
+
+/// Every role process drains and exits cleanly on SIGTERM.
+mod shutdown {
+    use crate::common::{envelopes, spawn_node};
+    use nix::sys::signal::Signal;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn every_role_exits_cleanly_on_sigterm_after_what_was_sent_is_stored() {
+        let mut node = spawn_node().await;
+        let t = node.timestamp().await;
+        let envelope = envelopes::assertion(&node.genesis, &[node.genesis.public()], vec![], &t);
+        node.send_ok(&envelope).await;
+        node.wait_readable(&envelope.message_hash).await;
+        let mut processes: Vec<_> = node.roles.drain(..).chain(node.gateways.drain(..)).collect();
+        // Two authorizers, two writers, a reader and the second gateway; none
+        // when the servers were unreachable and the test ran embedded.
+        assert!(matches!(processes.len(), 0 | 6), "a whole deployment runs: {} processes", processes.len());
+        for process in &mut processes {
+            let status = process.stop_with(Signal::SIGTERM, Duration::from_secs(30));
+            assert!(status.success(), "a role exits with success after SIGTERM: {status:?} ({})", process.base);
+        }
+        let status = node.server.stop_with(Signal::SIGTERM, Duration::from_secs(30));
+        assert!(status.success(), "the gateway exits with success after SIGTERM: {status:?}");
+    }
+}

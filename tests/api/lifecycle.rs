@@ -106,3 +106,48 @@ async fn a_second_bootstrap_changes_nothing_and_a_restart_after_sigterm_keeps_al
     let t = node.timestamp().await;
     node.send_ok(&envelopes::assertion(&kim, &[kim.public()], vec![], &t)).await;
 }
+
+#[tokio::test]
+async fn a_gateway_whose_authorizer_and_reader_are_down_answers_unavailable_without_hanging() {
+    // Nothing listens on a port we bound and released.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env =
+        [("PM_ROLES__AUTHORIZER_URL".to_owned(), dead.clone()), ("PM_ROLES__READER_URL".to_owned(), dead.clone())];
+    let gateway = common::Server::start_role("teleferic", dir.path(), &env);
+    let http = common::http_client();
+    let started = std::time::Instant::now();
+    let answer: serde_json::Value = http
+        .post(&gateway.url)
+        .json(&json!({ "query": "{ teleferic { signedTimestamp } p: persona(nickname: \"x\") { address } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let codes: Vec<&str> =
+        answer["errors"].as_array().unwrap().iter().filter_map(|e| e["extensions"]["code"].as_str()).collect();
+    assert_eq!(codes, ["UNAVAILABLE", "UNAVAILABLE"], "{answer}");
+    // A well-formed envelope; no node can check it, as none is reachable.
+    let someone = PersonaKey::generate();
+    let t = pm_models::signed_timestamp::SignedTimestamp::issue(&someone, pm_models::time::Micros::now());
+    let envelope = envelopes::assertion(&someone, &[someone.public()], vec![], &t).to_json_value();
+    let sent: serde_json::Value = http
+        .post(&gateway.url)
+        .json(&json!({ "query": "mutation($e: MessageEnvelopeInput!) { sendMessage(envelope: $e) { messageHash } }",
+                        "variables": { "e": envelope } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sent["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{sent}");
+    assert!(started.elapsed() < Duration::from_secs(20), "refusals come fast, not after a hang");
+    let ready = http.get(format!("{}/readyz", gateway.base)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+}
