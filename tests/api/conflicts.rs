@@ -41,8 +41,8 @@ async fn two_registrations_racing_for_one_invitation_are_accepted_once() {
         let winner = one_winner(&answers, "INVITE_ALREADY_USED");
         let loser = 1 - winner;
 
+        node.wait_readable(&registrations[winner].message_hash).await;
         node.sentinel().await;
-        assert!(!node.message(&registrations[winner].message_hash).await.is_null(), "round {round}: winner stored");
         assert!(node.message(&registrations[loser].message_hash).await.is_null(), "round {round}: loser not stored");
         let stored = node.persona("address", &keys[winner].address().to_string()).await;
         assert_eq!(stored["nickname"], format!("racer {round}-{winner}"));
@@ -66,8 +66,8 @@ async fn two_registrations_racing_for_one_nickname_in_different_case_are_accepte
         let winner = one_winner(&answers, "NICKNAME_TAKEN");
         let loser = 1 - winner;
 
+        node.wait_readable(&registrations[winner].message_hash).await;
         node.sentinel().await;
-        assert!(!node.message(&registrations[winner].message_hash).await.is_null());
         assert!(node.message(&registrations[loser].message_hash).await.is_null());
         let by_nickname = node.persona("nickname", &format!("CAROL {round}")).await;
         assert_eq!(by_nickname["address"], keys[winner].address().to_string());
@@ -103,6 +103,9 @@ async fn one_envelope_sent_three_times_at_once_is_accepted_once() {
     one_winner(&race(&node, &copies).await, "DUPLICATE_MESSAGE");
     sent.push(invitation.envelope);
 
+    for envelope in &sent {
+        node.wait_readable(&envelope.message_hash).await;
+    }
     node.sentinel().await;
     let listed = node.list_all("messageBySender", "sender", &genesis.address().to_string(), 1000).await;
     for envelope in &sent {

@@ -250,6 +250,7 @@ async fn a_message_sent_again_is_a_duplicate_and_the_stored_copy_is_unchanged() 
     let invitation = node.invite(genesis, "twice").await;
     node.send_refused(&invitation.envelope, "DUPLICATE_MESSAGE").await;
 
+    node.wait_readable(&invitation.envelope.message_hash).await;
     node.sentinel().await;
     assert_eq!(node.message(&envelope.message_hash).await, stored, "the first copy stays as it was");
     let listed = node.list_all("messageBySender", "sender", &genesis.address().to_string(), 1000).await;

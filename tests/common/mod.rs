@@ -582,12 +582,16 @@ impl TestNode {
         self.data(&query, json!({ "v": value })).await["persona"].clone()
     }
 
-    /// Sends an assertion from genesis and waits until it is readable. The
-    /// writer consumes in order, so anything queued before it is stored by then.
+    /// Sends an assertion from genesis and waits until it is readable: the
+    /// node is answering and writing. Refused envelopes are never queued, so
+    /// their absence after this is meaningful.
     pub async fn sentinel(&self) {
         let t = self.timestamp().await;
         let envelope = envelopes::assertion(&self.genesis, &[self.genesis.public()], vec![], &t);
         self.send_ok(&envelope).await;
+        // Writers need not be FIFO (the distributed suite runs two): wait for
+        // the sentinel itself; callers wait for what they expect stored.
+        self.wait_readable(&envelope.message_hash).await;
     }
 
     /// After a sentinel went through: none of `hashes` is stored and none of
@@ -611,6 +615,8 @@ impl TestNode {
         let invitation =
             pm_models::client::invitation(inviter, &node_address, &self.server.url, name, "peer-mountain", &t);
         self.send_ok(&invitation.envelope).await;
+        // A registration can only answer an invitation that is stored.
+        self.wait_readable(&invitation.envelope.message_hash).await;
         invitation
     }
 
