@@ -210,7 +210,7 @@ fn announce(role: &str, listener: &std::net::TcpListener) -> anyhow::Result<()> 
 }
 
 /// Runs `server` until it ends or a signal arrives; then stops it gracefully.
-async fn run_until_signal(server: actix_web::dev::Server) -> anyhow::Result<()> {
+pub(crate) async fn run_until_signal(server: actix_web::dev::Server) -> anyhow::Result<()> {
     let handle = server.handle();
     let mut task = tokio::spawn(server);
     tokio::select! {

@@ -68,7 +68,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let address = listener.local_addr()?;
     let server = Gateway::new(Arc::new(authorizer), Arc::new(reader), settings.gateway()).run(listener)?;
-    let server_handle = server.handle();
 
     let (stop_writer, writer_stopped) = tokio::sync::oneshot::channel::<()>();
     let writer_task = tokio::spawn(async move {
@@ -78,7 +77,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             })
             .await
     });
-    let mut server_task = tokio::spawn(server);
 
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "Peer Mountain serving at http://{address}/teleferic")?;
@@ -87,16 +85,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     drop(stdout);
     tracing::info!(%address, node = %node.node_key.address(), "serving");
 
-    tokio::select! {
-        result = &mut server_task => {
-            result.context("gateway task failed")?.context("gateway failed")?;
-        }
-        signal = shutdown_signal() => {
-            tracing::info!(signal, "shutting down");
-            server_handle.stop(true).await;
-            let _ = server_task.await;
-        }
-    }
+    // The gateway drains first, then the writer settles what is in flight.
+    crate::roles::run_until_signal(server).await?;
     let _ = stop_writer.send(());
     writer_task.await.context("writer task failed")?;
     tracing::info!("stopped");

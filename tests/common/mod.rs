@@ -369,37 +369,25 @@ pub async fn spawn_deployment() -> Option<TestNode> {
     // The gateway role does not hold the node key; bootstrap wrote it here.
     server.node_address =
         PersonaKey::load(&data_dir.join("node.key")).expect("bootstrap wrote the node key").address().to_string();
-    let placeholder = PersonaKey::from_seed([1; 32]).public().clone();
-    let mut node = TestNode {
-        dir,
-        genesis,
-        node_public: placeholder,
-        server,
-        http,
-        gateways,
-        roles,
-        next_gateway: Default::default(),
-        teardown: Some(Teardown {
-            hbase: pm_models::seams::hbase::HBaseSettings {
-                host: env_value(&env, "PM_HBASE__HOST"),
-                port: env_value(&env, "PM_HBASE__PORT").parse().expect("a port"),
-                table_prefix: prefix.clone(),
-                ..Default::default()
-            },
-            elasticsearch: pm_models::seams::elasticsearch::ElasticSettings {
-                url: env_value(&env, "PM_ELASTICSEARCH__URL"),
-                index_prefix: prefix.clone(),
-                ..Default::default()
-            },
-            rabbitmq: pm_models::seams::rabbitmq::RabbitMqSettings {
-                url: env_value(&env, "PM_RABBITMQ__URL"),
-                prefix: prefix.clone(),
-                ..Default::default()
-            },
-        }),
+    let teardown = Teardown {
+        hbase: pm_models::seams::hbase::HBaseSettings {
+            host: env_value(&env, "PM_HBASE__HOST"),
+            port: env_value(&env, "PM_HBASE__PORT").parse().expect("a port"),
+            table_prefix: prefix.clone(),
+            ..Default::default()
+        },
+        elasticsearch: pm_models::seams::elasticsearch::ElasticSettings {
+            url: env_value(&env, "PM_ELASTICSEARCH__URL"),
+            index_prefix: prefix.clone(),
+            ..Default::default()
+        },
+        rabbitmq: pm_models::seams::rabbitmq::RabbitMqSettings {
+            url: env_value(&env, "PM_RABBITMQ__URL"),
+            prefix: prefix.clone(),
+            ..Default::default()
+        },
     };
-    node.node_public = node.fetch_node_public().await;
-    Some(node)
+    Some(TestNode::assemble(dir, genesis, server, http, gateways, roles, Some(teardown)).await)
 }
 
 fn env_value(env: &[(String, String)], name: &str) -> String {
@@ -426,6 +414,19 @@ impl TestNode {
         let server = Server::start(&data_dir_of(&dir));
         let http = http_client();
         server.wait_ready(&http).await;
+        TestNode::assemble(dir, genesis, server, http, Vec::new(), Vec::new(), None).await
+    }
+
+    /// A node of running processes, with the node key read from its gateway.
+    async fn assemble(
+        dir: TempDir,
+        genesis: PersonaKey,
+        server: Server,
+        http: reqwest::Client,
+        gateways: Vec<Server>,
+        roles: Vec<Server>,
+        teardown: Option<Teardown>,
+    ) -> TestNode {
         let placeholder = PersonaKey::from_seed([1; 32]).public().clone();
         let mut node = TestNode {
             dir,
@@ -433,10 +434,10 @@ impl TestNode {
             node_public: placeholder,
             server,
             http,
-            gateways: Vec::new(),
-            roles: Vec::new(),
+            gateways,
+            roles,
             next_gateway: Default::default(),
-            teardown: None,
+            teardown,
         };
         node.node_public = node.fetch_node_public().await;
         node
