@@ -19,6 +19,9 @@ pub struct Shape {
     pub kind: Kind,
 }
 
+/// Built once per request and consumed by the pipeline, never stored, so
+/// the size difference between variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Kind {
     Invitation { content: DecodedContent, body: BodyMap },
     Registration { content: DecodedContent, body: RegistrationFields },

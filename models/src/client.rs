@@ -55,7 +55,9 @@ fn seal_content(key: &PersonaKey, parts: &ContentParts, timestamp: &SignedTimest
     (packed, body_hash, dossier)
 }
 
-/// Wraps a `message` into an envelope signed by `key`.
+/// Wraps a `message` into an envelope signed by `key`: one argument per
+/// envelope field the caller decides.
+#[allow(clippy::too_many_arguments)]
 fn envelope(
     key: &PersonaKey,
     message_type: MessageType,

@@ -84,7 +84,7 @@ impl TimestampString {
             None => (text, None),
         };
         let digits = |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
-        if !digits(whole, 12) || !frac.map_or(true, |f| digits(f, 9)) {
+        if !digits(whole, 12) || frac.is_some_and(|f| !digits(f, 9)) {
             return None;
         }
         let secs: i128 = whole.parse().ok()?;

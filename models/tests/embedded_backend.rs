@@ -79,11 +79,11 @@ async fn claims_are_taken_all_or_none_and_released_only_by_their_holder() {
     );
     assert_eq!(backend.holder(&key_b).await.unwrap(), None, "a losing claim takes nothing");
     assert_eq!(
-        backend.claim(&[key_a.clone()], "m1").await.unwrap(),
+        backend.claim(std::slice::from_ref(&key_a), "m1").await.unwrap(),
         ClaimOutcome::Conflict(key_a.clone()),
         "a claim is put-if-absent, even for its holder"
     );
-    backend.release(&[nick.clone()], "m2").await.unwrap();
+    backend.release(std::slice::from_ref(&nick), "m2").await.unwrap();
     assert_eq!(backend.holder(&nick).await.unwrap().as_deref(), Some("m1"));
     backend.release(&[nick.clone(), key_a.clone()], "m1").await.unwrap();
     assert_eq!(backend.holder(&nick).await.unwrap(), None);
