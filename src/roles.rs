@@ -194,7 +194,7 @@ impl Queue for Unconnected {
     }
 }
 
-fn bind(settings: &Settings) -> anyhow::Result<std::net::TcpListener> {
+pub(crate) fn bind(settings: &Settings) -> anyhow::Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind(settings.listen_addr()?)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     Ok(listener)

@@ -64,8 +64,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let reader = Reader::new(b.store.clone(), b.index.clone());
     let writer = Writer::new(b.store.clone(), b.records.clone(), b.queue.clone(), settings.writer());
 
-    let listener = std::net::TcpListener::bind(settings.listen_addr()?)
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let listener = crate::roles::bind(&settings)?;
     let address = listener.local_addr()?;
     let server = Gateway::new(Arc::new(authorizer), Arc::new(reader), settings.gateway()).run(listener)?;
 

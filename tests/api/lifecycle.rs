@@ -120,15 +120,8 @@ async fn a_gateway_whose_authorizer_and_reader_are_down_answers_unavailable_with
     let gateway = common::Server::start_role("teleferic", dir.path(), &env);
     let http = common::http_client();
     let started = std::time::Instant::now();
-    let answer: serde_json::Value = http
-        .post(&gateway.url)
-        .json(&json!({ "query": "{ teleferic { signedTimestamp } p: persona(nickname: \"x\") { address } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let query = "{ teleferic { signedTimestamp } p: persona(nickname: \"x\") { address } }";
+    let answer = common::graphql_at(&http, &gateway.url, query, json!({})).await;
     let codes: Vec<&str> =
         answer["errors"].as_array().unwrap().iter().filter_map(|e| e["extensions"]["code"].as_str()).collect();
     assert_eq!(codes, ["UNAVAILABLE", "UNAVAILABLE"], "{answer}");
@@ -136,16 +129,8 @@ async fn a_gateway_whose_authorizer_and_reader_are_down_answers_unavailable_with
     let someone = PersonaKey::generate();
     let t = pm_models::signed_timestamp::SignedTimestamp::issue(&someone, pm_models::time::Micros::now());
     let envelope = envelopes::assertion(&someone, &[someone.public()], vec![], &t).to_json_value();
-    let sent: serde_json::Value = http
-        .post(&gateway.url)
-        .json(&json!({ "query": "mutation($e: MessageEnvelopeInput!) { sendMessage(envelope: $e) { messageHash } }",
-                        "variables": { "e": envelope } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mutation = "mutation($e: MessageEnvelopeInput!) { sendMessage(envelope: $e) { messageHash } }";
+    let sent = common::graphql_at(&http, &gateway.url, mutation, json!({ "e": envelope })).await;
     assert_eq!(sent["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{sent}");
     assert!(started.elapsed() < Duration::from_secs(20), "refusals come fast, not after a hang");
     let ready = http.get(format!("{}/readyz", gateway.base)).send().await.unwrap();

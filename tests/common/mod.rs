@@ -394,6 +394,21 @@ fn env_value(env: &[(String, String)], name: &str) -> String {
     env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).expect("the deployment sets it")
 }
 
+/// Posts a GraphQL request to the gateway at `url`; returns the whole
+/// response. Section 7: every answer but an oversized request is HTTP 200.
+pub async fn graphql_at(http: &reqwest::Client, url: &str, query: &str, variables: Value) -> Value {
+    let response = http
+        .post(url)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("the gateway answers");
+    let status = response.status();
+    let body = response.text().await.expect("the gateway sends a body");
+    assert_eq!(status, 200, "GraphQL answers are HTTP 200: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("the answer is not JSON ({e}): {body}"))
+}
+
 /// Temp dir, genesis key, `pm bootstrap`, `pm serve` on port 0, `/readyz`.
 pub async fn spawn_embedded_node() -> TestNode {
     let dir = tempfile::tempdir().expect("a temporary directory can be created");
@@ -490,17 +505,7 @@ impl TestNode {
     /// Posts a GraphQL request; returns the whole response. Section 7: every
     /// answer but an oversized request is HTTP 200.
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
-        let response = self
-            .http
-            .post(self.gateway_url())
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("the gateway answers");
-        let status = response.status();
-        let body = response.text().await.expect("the gateway sends a body");
-        assert_eq!(status, 200, "GraphQL answers are HTTP 200: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("the answer is not JSON ({e}): {body}"))
+        graphql_at(&self.http, self.gateway_url(), query, variables).await
     }
 
     /// A query that must succeed: returns `data`.
