@@ -11,6 +11,11 @@ use std::fmt;
 /// The two-byte network prefix of every address.
 pub const NETWORK_PREFIX: [u8; 2] = [1, 0];
 
+/// The longest address text (section 2): Base58 of 26 bytes that start with
+/// `0x01` never takes more. Checked before decoding, because Base58 decoding
+/// costs the square of the input's length.
+pub const MAX_ADDRESS_CHARS: usize = 36;
+
 /// A valid address: 26 bytes in Base58 with prefix `[1,0]` and a matching checksum.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -18,6 +23,8 @@ pub struct Address(String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {
+    #[error("address is longer than 36 characters")]
+    TooLong,
     #[error("address is not Base58")]
     NotBase58,
     #[error("address does not decode to 26 bytes")]
@@ -35,6 +42,9 @@ impl Address {
     }
 
     pub fn parse(text: &str) -> Result<Self, AddressError> {
+        if text.len() > MAX_ADDRESS_CHARS {
+            return Err(AddressError::TooLong);
+        }
         let bytes = bs58::decode(text).into_vec().map_err(|_| AddressError::NotBase58)?;
         if bytes.len() != 26 {
             return Err(AddressError::WrongLength);
@@ -95,5 +105,29 @@ impl fmt::Display for Address {
 impl fmt::Debug for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Address({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_over_long_address_is_refused_before_it_is_decoded() {
+        // 80,000 characters of valid Base58 took ~2 s to decode (issue: quadratic decoding).
+        assert_eq!(Address::parse(&"2".repeat(80_000)), Err(AddressError::TooLong));
+        assert_eq!(Address::parse(&"2".repeat(MAX_ADDRESS_CHARS + 1)), Err(AddressError::TooLong));
+        // Multi-byte characters count by bytes: never more work than the bytes allow.
+        assert_eq!(Address::parse(&"é".repeat(19)), Err(AddressError::TooLong));
+    }
+
+    #[test]
+    fn every_valid_address_fits_the_limit() {
+        for seed in 0..=255u8 {
+            let pem = format!("key {seed}");
+            let address = Address::of_pem_text(&pem);
+            assert!(address.as_str().len() <= MAX_ADDRESS_CHARS, "{address}");
+            assert_eq!(Address::parse(address.as_str()), Ok(address));
+        }
     }
 }

@@ -61,6 +61,10 @@ pub struct Hash32(String);
 
 impl Hash32 {
     pub fn parse(text: &str) -> Result<Self, CodecError> {
+        // base64 of 32 bytes is 44 characters: refuse anything else unread.
+        if text.len() != 44 {
+            return Err(if text.len() % 4 == 0 { CodecError::NotHash32 } else { CodecError::Base64 });
+        }
         match unb64(text) {
             Ok(bytes) if bytes.len() == 32 => Ok(Self(text.to_owned())),
             Ok(_) => Err(CodecError::NotHash32),

@@ -135,6 +135,24 @@ async fn fields_with_bad_encodings_are_malformed_envelopes() {
     envelope.sender = sender;
     refusals.expect("sender with a bad checksum", &envelope, "MALFORMED_ENVELOPE").await;
 
+    // Over-long addresses are refused unread (section 2: at most 36
+    // characters), so that no request can make the node decode megabytes of Base58.
+    let long_address = "2".repeat(80_000);
+    let mut envelope = genesis_assertion(&node, &t);
+    envelope.sender = long_address.clone();
+    let response = node
+        .graphql(
+            "mutation($e: MessageEnvelopeInput!) { sendMessage(envelope: $e) { messageHash } }",
+            json!({ "e": envelope.to_json_value() }),
+        )
+        .await;
+    assert_eq!(error_code(&response).as_deref(), Some("MALFORMED_ENVELOPE"), "{response}");
+    let sentence = response["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(sentence.contains("longer than 36 characters"), "an over-long sender is named as such: {sentence}");
+    let mut envelope = genesis_assertion(&node, &t);
+    envelope.acl[0].reader = long_address;
+    refusals.expect("ACL reader of 80,000 characters", &envelope, "MALFORMED_ENVELOPE").await;
+
     let mut envelope = genesis_assertion(&node, &t);
     envelope.body_hash = b64([7u8; 31]);
     refusals.expect("bodyHash of 31 bytes", &envelope, "MALFORMED_ENVELOPE").await;
@@ -664,6 +682,17 @@ async fn invalid_query_arguments_are_bad_queries() {
     for (what, query) in cases {
         let response = node.graphql(&query, json!({})).await;
         assert_eq!(error_code(&response).as_deref(), Some("BAD_QUERY"), "{what}: {response}");
+    }
+
+    // Over-long addresses are refused unread, with a sentence that says so
+    // (section 2: at most 36 characters; Base58 decoding is quadratic).
+    let long_address = "2".repeat(80_000);
+    for field in ["persona(address: $a) { address }", "messageBySender(sender: $a) { messageHash }"] {
+        let query = format!("query($a: Address!) {{ {field} }}");
+        let response = node.graphql(&query, json!({ "a": long_address })).await;
+        assert_eq!(error_code(&response).as_deref(), Some("BAD_QUERY"), "{field}: {response}");
+        let sentence = response["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(sentence.contains("longer than 36 characters"), "{field}: {sentence}");
     }
 
     // The bounds themselves are valid.
