@@ -80,6 +80,14 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         nickname: String,
     },
+    /// Print the effective configuration as TOML (defaults, file, environment
+    /// and flags applied; passwords masked), e.g. to start a config file.
+    Config {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Write a new Ed25519 key (PKCS#8 PEM, mode 0600) and print its address.
     Keygen {
         #[arg(long, value_name = "FILE")]
@@ -216,6 +224,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let settings = server_settings(&server, None)?;
             crate::telemetry::init("warn");
             crate::bootstrap::bootstrap(&settings, &genesis_key, &nickname).await
+        }
+        Command::Config { server, listen } => {
+            print!("{}", server_settings(&server, listen)?.to_toml());
+            Ok(())
         }
         Command::Keygen { out } => crate::keygen::keygen(&out),
         Command::Pubkey { key } => crate::keygen::pubkey(&key),

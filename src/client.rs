@@ -82,7 +82,7 @@ impl GatewayClient {
 }
 
 fn load_key(path: &Path) -> anyhow::Result<PersonaKey> {
-    Ok(PersonaKey::load(path)?)
+    Ok(crate::key_file::load(path)?)
 }
 
 pub async fn invite(url: &str, key: &Path, name: &str, service_offering_id: &str) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 pub fn keygen(out: &Path) -> anyhow::Result<()> {
     let key = PersonaKey::generate();
-    key.save_new(out)?;
+    crate::key_file::save_new(&key, out)?;
     println!("{}", key.address());
     Ok(())
 }

@@ -7,8 +7,10 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod client;
+pub mod key_file;
 pub mod keygen;
 pub mod roles;
 pub mod serve;
 pub mod settings;
+pub mod shutdown;
 pub mod telemetry;

@@ -1,14 +1,16 @@
-//! `pm serve`: every role in one process on the embedded backend. The
-//! gateway answers on the configured address; the authorizer and reader run
-//! in-process behind it; the writer consumes the embedded queue.
+//! `pm serve`: every role in one process on the configured backends (the
+//! embedded file by default). The gateway answers on the configured
+//! address; the authorizer and reader run in-process behind it; the writer
+//! consumes the queue.
 //!
 //! Shutdown drains in order: the gateway stops taking requests and finishes
-//! those in flight, then the writer settles its in-flight delivery.
+//! those in flight, then the writer settles its in-flight deliveries.
 
-use crate::roles::{Backends, Needs};
 use crate::settings::Settings;
+use crate::shutdown;
 use anyhow::Context;
 use pm_authorizer::{Authorizer, AuthorizerBackends, NodeIdentity};
+use pm_backends::Resolver;
 use pm_models::content::NODE_NICKNAME;
 use pm_models::keys::PersonaKey;
 use pm_models::time::Micros;
@@ -22,7 +24,7 @@ use std::sync::Arc;
 
 /// The storage a node runs on, with its node key.
 pub struct NodeStorage {
-    pub backends: Backends,
+    pub resolver: Resolver,
     pub node_key: PersonaKey,
     pub node_key_created: bool,
 }
@@ -31,21 +33,22 @@ impl NodeStorage {
     /// Connects the backends, creates tables and indices where needed, the
     /// node key (mode 0600) if missing, and makes sure the node persona is stored.
     pub async fn open(settings: &Settings) -> anyhow::Result<(Self, BootstrapOutcome)> {
-        let backends = Backends::connect(settings, Needs { index: true, queue: true }).await?;
-        backends.create_schema().await?;
+        let resolver = crate::roles::resolver(settings);
+        resolver.create_schema().await?;
         let key_path = settings.node_key_path();
         if let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
         }
-        let (node_key, node_key_created) = PersonaKey::load_or_create(&key_path)?;
-        let storage = Self { backends, node_key, node_key_created };
+        let (node_key, node_key_created) = crate::key_file::load_or_create(&key_path)?;
+        let storage = Self { resolver, node_key, node_key_created };
         let outcome = storage.ensure_persona(storage.node_key.public(), NODE_NICKNAME).await?;
         Ok((storage, outcome))
     }
 
     pub async fn ensure_persona(&self, key: &PublicKeyPem, nickname: &str) -> anyhow::Result<BootstrapOutcome> {
-        let b = &self.backends;
-        Ok(ensure_persona(b.store.as_ref(), b.index.as_ref(), b.claims.as_ref(), key, nickname, Micros::now()).await?)
+        let r = &self.resolver;
+        let (store, index, claims) = (r.record_store().await?, r.search_index().await?, r.claim_store().await?);
+        Ok(ensure_persona(store.as_ref(), index.as_ref(), claims.as_ref(), key, nickname, Micros::now()).await?)
     }
 }
 
@@ -55,14 +58,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if node.node_key_created {
         tracing::info!(path = %settings.node_key_path().display(), "created node key");
     }
-    let b = node.backends.clone();
-    let authorizer = Authorizer::new(
-        NodeIdentity::new(node.node_key.clone()),
-        settings.authorizer(),
-        AuthorizerBackends { store: b.store.clone(), claims: b.claims.clone(), admission: b.admission.clone() },
-    );
-    let reader = Reader::new(b.store.clone(), b.index.clone());
-    let writer = Writer::new(b.store.clone(), b.records.clone(), b.queue.clone(), settings.writer());
+    let r = &node.resolver;
+    let store = r.record_store().await?;
+    let backends =
+        AuthorizerBackends { store: store.clone(), claims: r.claim_store().await?, admission: r.admission().await? };
+    let authorizer = Authorizer::new(NodeIdentity::new(node.node_key.clone()), settings.authorizer, backends);
+    let reader = Reader::new(store.clone(), r.search_index().await?);
+    let node_public = *node.node_key.public().verifying_key();
+    let writer = Writer::new(store, r.record_writer().await?, r.queue().await?, node_public, settings.writer);
 
     let listener = crate::roles::bind(&settings)?;
     let address = listener.local_addr()?;
@@ -85,19 +88,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%address, node = %node.node_key.address(), "serving");
 
     // The gateway drains first, then the writer settles what is in flight.
-    crate::roles::run_until_signal(server).await?;
+    shutdown::serve_until_signal(server).await?;
     let _ = stop_writer.send(());
     writer_task.await.context("writer task failed")?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM with the signal's name.
-pub async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler can be installed");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
 }

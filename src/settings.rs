@@ -8,20 +8,24 @@
 
 use anyhow::{anyhow, Context};
 use config::{Config, Environment, File, FileFormat};
-use pm_authorizer::{AuthorizerSettings, Limits};
-use pm_models::signed_timestamp::Freshness;
+use pm_authorizer::AuthorizerSettings;
+use pm_backends::settings::{BackendChoice, ElasticSettings, HBaseSettings, RabbitMqSettings};
+use pm_backends::BackendSettings;
+use pm_http::{BodyLimits, RemoteSettings};
 use pm_teleferic::GatewaySettings;
 use pm_writer::WriterSettings;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-#[derive(Clone, Debug, Deserialize)]
+/// Every setting of every role. Each section is the owning crate's type,
+/// with its defaults written there once; the top-level ones are here.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
 pub struct Settings {
     /// Directory of the database file and the node key.
     pub data_dir: PathBuf,
-    /// Address the gateway listens on.
+    /// Address the role's HTTP server listens on.
     pub listen: String,
     /// The public URL of the GraphQL endpoint, where GraphiQL sends its
     /// queries when the gateway sits behind a proxy (default `/teleferic`).
@@ -30,102 +34,35 @@ pub struct Settings {
     pub log: String,
     /// The node key file; default `DATA_DIR/node.key`.
     pub node_key: Option<PathBuf>,
-    pub authorizer: AuthorizerSection,
-    pub gateway: GatewaySection,
-    pub writer: WriterSection,
-    pub backends: BackendsSection,
-    pub rabbitmq: RabbitMqSection,
-    pub hbase: HBaseSection,
-    pub elasticsearch: ElasticSection,
-    pub roles: RolesSection,
+    pub authorizer: AuthorizerSettings,
+    /// Request body limits, applied by every role's HTTP server.
+    pub gateway: BodyLimits,
+    pub writer: WriterSettings,
+    pub backends: BackendChoice,
+    pub rabbitmq: RabbitMqSettings,
+    pub hbase: HBaseSettings,
+    pub elasticsearch: ElasticSettings,
+    pub roles: RemoteSettings,
 }
 
-/// Which backend each seam uses: `embedded` (default) or the named server.
-#[derive(Clone, Debug, Deserialize)]
-pub struct BackendsSection {
-    pub store: StoreKind,
-    pub index: IndexKind,
-    pub queue: QueueKind,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreKind {
-    Embedded,
-    Hbase,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IndexKind {
-    Embedded,
-    Elasticsearch,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QueueKind {
-    Embedded,
-    Rabbitmq,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct RabbitMqSection {
-    pub url: String,
-    /// `quorum` (default) or `classic`.
-    pub queue_type: String,
-    pub prefetch: u16,
-    /// Put before every exchange and queue name (tests, shared brokers).
-    pub prefix: String,
-    pub publish_timeout_ms: u64,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct HBaseSection {
-    pub host: String,
-    pub port: u16,
-    pub table_prefix: String,
-    pub pool_size: u32,
-    pub timeout_ms: u64,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct ElasticSection {
-    pub url: String,
-    pub index_prefix: String,
-    pub timeout_ms: u64,
-}
-
-/// Where the roles find each other when they run as separate processes.
-#[derive(Clone, Debug, Deserialize)]
-pub struct RolesSection {
-    pub authorizer_url: String,
-    pub reader_url: String,
-    pub request_timeout_ms: u64,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct AuthorizerSection {
-    pub max_age_secs: u64,
-    pub max_skew_secs: u64,
-    pub max_message_bytes: usize,
-    pub max_container_bytes: usize,
-    pub max_acl_rules: usize,
-    pub max_objects: usize,
-    pub max_meta_hashes: usize,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct GatewaySection {
-    pub max_request_bytes: usize,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct WriterSection {
-    pub max_attempts: u32,
-    pub initial_backoff_ms: u64,
-    pub max_backoff_ms: u64,
-    pub concurrency: usize,
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            listen: "127.0.0.1:8000".to_owned(),
+            public_url: None,
+            log: "info".to_owned(),
+            node_key: None,
+            authorizer: AuthorizerSettings::default(),
+            gateway: BodyLimits::default(),
+            writer: WriterSettings::default(),
+            backends: BackendChoice::default(),
+            rabbitmq: RabbitMqSettings::default(),
+            hbase: HBaseSettings::default(),
+            elasticsearch: ElasticSettings::default(),
+            roles: RemoteSettings::default(),
+        }
+    }
 }
 
 /// Settings given on the command line, which win over every other source.
@@ -134,59 +71,6 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
 }
-
-const DEFAULTS: &str = r#"
-data_dir = "./data"
-listen = "127.0.0.1:8000"
-log = "info"
-
-[authorizer]
-max_age_secs = 420
-max_skew_secs = 30
-max_message_bytes = 1048576
-max_container_bytes = 1048576
-max_acl_rules = 256
-max_objects = 64
-max_meta_hashes = 64
-
-[gateway]
-max_request_bytes = 4194304
-
-[writer]
-max_attempts = 5
-initial_backoff_ms = 100
-max_backoff_ms = 5000
-concurrency = 32
-
-[backends]
-store = "embedded"
-index = "embedded"
-queue = "embedded"
-
-[rabbitmq]
-url = "amqp://guest:guest@127.0.0.1:5672/%2f"
-queue_type = "quorum"
-prefetch = 200
-prefix = ""
-publish_timeout_ms = 5000
-
-[hbase]
-host = "127.0.0.1"
-port = 9090
-table_prefix = ""
-pool_size = 8
-timeout_ms = 5000
-
-[elasticsearch]
-url = "http://127.0.0.1:9200"
-index_prefix = ""
-timeout_ms = 10000
-
-[roles]
-authorizer_url = "http://127.0.0.1:8001"
-reader_url = "http://127.0.0.1:8002"
-request_timeout_ms = 10000
-"#;
 
 /// The earlier deployment's environment names, as settings. Naming a
 /// server also selects its backend, as it did there.
@@ -224,7 +108,7 @@ fn legacy_environment(env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Co
 
 impl Settings {
     pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
-        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let mut builder = Config::builder();
         if let Some(path) = config_file {
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
@@ -245,27 +129,15 @@ impl Settings {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
-        let a = &self.authorizer;
-        for (name, value) in [
-            ("authorizer.max_message_bytes", a.max_message_bytes),
-            ("authorizer.max_container_bytes", a.max_container_bytes),
-            ("authorizer.max_acl_rules", a.max_acl_rules),
-            ("authorizer.max_objects", a.max_objects),
-            ("authorizer.max_meta_hashes", a.max_meta_hashes),
+        let positive = self.authorizer.positive_limits().into_iter().chain([
             ("gateway.max_request_bytes", self.gateway.max_request_bytes),
+            ("gateway.body_timeout_ms", self.gateway.body_timeout_ms as usize),
             ("writer.max_attempts", self.writer.max_attempts as usize),
             ("writer.concurrency", self.writer.concurrency),
-        ] {
+        ]);
+        for (name, value) in positive {
             if value == 0 {
                 return Err(anyhow!("invalid configuration: setting `{name}` must be at least 1"));
-            }
-        }
-        match self.rabbitmq.queue_type.as_str() {
-            "quorum" | "classic" => {}
-            other => {
-                return Err(anyhow!(
-                    "invalid configuration: setting `rabbitmq.queue_type` must be quorum or classic, got {other:?}"
-                ))
             }
         }
         for (name, url) in
@@ -283,52 +155,33 @@ impl Settings {
         Ok(())
     }
 
+    /// The effective settings as TOML, secrets masked (`pm config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("settings always serialize to TOML")
+    }
+
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
         self.listen
             .parse()
             .with_context(|| format!("invalid configuration: setting `listen` is not an address: {:?}", self.listen))
     }
 
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("ledger.redb")
-    }
-
     pub fn node_key_path(&self) -> PathBuf {
         self.node_key.clone().unwrap_or_else(|| self.data_dir.join("node.key"))
     }
 
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.roles.request_timeout_ms)
-    }
-
-    pub fn authorizer(&self) -> AuthorizerSettings {
-        let a = &self.authorizer;
-        AuthorizerSettings {
-            freshness: Freshness {
-                max_age: Duration::from_secs(a.max_age_secs),
-                max_skew: Duration::from_secs(a.max_skew_secs),
-            },
-            limits: Limits {
-                max_message_bytes: a.max_message_bytes,
-                max_container_bytes: a.max_container_bytes,
-                max_acl_rules: a.max_acl_rules,
-                max_objects: a.max_objects,
-                max_meta_hashes: a.max_meta_hashes,
-            },
+    /// What the backends' resolver needs.
+    pub fn backend_settings(&self) -> BackendSettings {
+        BackendSettings {
+            backends: self.backends,
+            rabbitmq: self.rabbitmq.clone(),
+            hbase: self.hbase.clone(),
+            elasticsearch: self.elasticsearch.clone(),
         }
     }
 
     pub fn gateway(&self) -> GatewaySettings {
-        GatewaySettings { max_request_bytes: self.gateway.max_request_bytes, public_url: self.public_url.clone() }
-    }
-
-    pub fn writer(&self) -> WriterSettings {
-        WriterSettings {
-            max_attempts: self.writer.max_attempts,
-            initial_backoff: Duration::from_millis(self.writer.initial_backoff_ms),
-            max_backoff: Duration::from_millis(self.writer.max_backoff_ms),
-            concurrency: self.writer.concurrency,
-        }
+        GatewaySettings { limits: self.gateway, public_url: self.public_url.clone() }
     }
 }
 
@@ -340,9 +193,9 @@ mod tests {
     fn defaults_load_and_match_the_contract() {
         let s = Settings::load(None, &Overrides::default()).unwrap();
         assert_eq!(s.listen, "127.0.0.1:8000");
-        assert_eq!(s.authorizer().freshness, Freshness::default());
-        assert_eq!(s.authorizer().limits, Limits::default());
+        assert_eq!(s.authorizer, AuthorizerSettings::default());
         assert_eq!(s.gateway.max_request_bytes, 4 << 20);
+        assert_eq!(s.backends, BackendChoice::default());
     }
 
     #[test]
@@ -372,17 +225,14 @@ mod tests {
         ]
         .into();
         let env = |name: &str| vars.get(name).map(|v| v.to_string());
-        let s: Settings = Config::builder()
-            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
-            .add_source(legacy_environment(&env).unwrap())
-            .build()
-            .unwrap()
-            .try_deserialize()
-            .unwrap();
-        assert_eq!(s.backends.queue, QueueKind::Rabbitmq);
-        assert_eq!(s.backends.store, StoreKind::Hbase);
-        assert_eq!(s.backends.index, IndexKind::Elasticsearch);
-        assert_eq!(s.rabbitmq.url, "amqp://rabbit:5672/%2f");
+        let s: Settings =
+            Config::builder().add_source(legacy_environment(&env).unwrap()).build().unwrap().try_deserialize().unwrap();
+        use pm_backends::settings::{IndexBackend, QueueBackend, StoreBackend};
+        use secrecy::ExposeSecret;
+        assert_eq!(s.backends.queue, QueueBackend::Rabbitmq);
+        assert_eq!(s.backends.store, StoreBackend::Hbase);
+        assert_eq!(s.backends.index, IndexBackend::Elasticsearch);
+        assert_eq!(s.rabbitmq.url.expose_secret(), "amqp://rabbit:5672/%2f");
         assert_eq!((s.hbase.host.as_str(), s.hbase.port), ("hbase", 9091));
         assert_eq!(s.elasticsearch.url, "http://es:9200");
         assert_eq!(s.roles.reader_url, "http://reader:8002");

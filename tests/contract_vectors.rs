@@ -3,12 +3,12 @@
 //! gives and stored by the writer with the columns it gives.
 
 use pm_authorizer::{Authorizer, AuthorizerBackends, AuthorizerSettings, NodeIdentity};
+use pm_backends::embedded::EmbeddedBackend;
+use pm_backends::{Consumer, Queue, RecordBatch, RecordStore};
 use pm_models::api::AuthorizerApi;
 use pm_models::codec::unb64;
 use pm_models::envelope::Envelope;
 use pm_models::keys::PersonaKey;
-use pm_models::seams::embedded::EmbeddedBackend;
-use pm_models::seams::{Consumer, Queue, RecordStore};
 use pm_models::time::Micros;
 use pm_models::RejectionCode;
 use serde_json::Value;
@@ -52,14 +52,12 @@ impl Node {
     /// Accepts the envelope, then writes what the queue delivers as the writer does.
     async fn accept_and_store(&mut self, envelope: &Envelope) {
         self.authorizer.send_message(envelope.clone()).await.unwrap();
-        let delivery = self.consumer.next().await.unwrap();
-        assert_eq!(delivery.message.message_id, envelope.message_hash);
-        let plan = pm_writer::plan(&self.backend, &delivery.message).await.unwrap();
-        if let Some(persona) = &plan.persona {
-            self.backend.put_persona(persona).await.unwrap();
-        }
-        self.backend.put_message(&plan.message).await.unwrap();
-        self.consumer.ack(delivery.tag).await.unwrap();
+        let delivery = self.consumer.next_batch(1).await.unwrap().pop().unwrap();
+        assert_eq!(delivery.message.message_id.as_str(), envelope.message_hash);
+        let plan = pm_writer::plan(&self.backend, &delivery.message).await.unwrap().unwrap();
+        let batch = RecordBatch { personas: plan.persona.into_iter().collect(), messages: vec![plan.message] };
+        self.backend.put(&batch).await.unwrap();
+        self.consumer.ack(&[delivery.tag]).await.unwrap();
     }
 }
 
@@ -74,7 +72,8 @@ async fn the_vector_invitation_registration_and_assertion_are_accepted_and_store
     let mut node = Node::at(&p, now).await;
     node.accept_and_store(&envelope(&p, "invitation")).await;
     node.accept_and_store(&envelope(&p, "registration")).await;
-    let alice = node.backend.persona(p["keys"]["alice"]["address"].as_str().unwrap()).await.unwrap().unwrap();
+    let alice =
+        node.backend.persona(&p["keys"]["alice"]["address"].as_str().unwrap().parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(alice.nickname, "alice");
     assert_eq!(alice.pubkey, p["keys"]["alice"]["pem"].as_str().unwrap());
     assert_eq!(alice.inviter.as_deref(), p["keys"]["genesis"]["address"].as_str());
@@ -82,7 +81,8 @@ async fn the_vector_invitation_registration_and_assertion_are_accepted_and_store
 
     let assertion = envelope(&p, "assertion");
     node.accept_and_store(&assertion).await;
-    let stored = node.backend.message(&assertion.message_hash).await.unwrap().unwrap();
+    let stored =
+        node.backend.message(&pm_models::MessageHash::parse(&assertion.message_hash).unwrap()).await.unwrap().unwrap();
     let hex_of = |k: &str| hex::decode(p["assertion"][k].as_str().unwrap()).unwrap();
     assert_eq!(stored.acl_column(), hex_of("acl_column_msgpack_hex"));
     assert_eq!(stored.objects_column(), hex_of("objects_column_msgpack_hex"));

@@ -242,12 +242,19 @@ fn required_flags(subcommand: &str) -> Vec<String> {
     usage.split_whitespace().filter(|w| w.starts_with("--")).map(str::to_owned).collect()
 }
 
-/// The text of `const DEFAULTS: &str = r#"…"#;` in src/settings.rs.
+/// The default settings as TOML, as `pm config` prints them.
 fn defaults_toml() -> String {
-    let source = read("src/settings.rs");
-    let start = source.find("const DEFAULTS: &str = r#\"").expect("settings.rs defines DEFAULTS") + 26;
-    let end = start + source[start..].find("\"#;").expect("DEFAULTS is closed");
-    source[start..end].to_owned()
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pm"));
+    // The defaults alone: no setting from this process's environment.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("PM_") || LEGACY_NAMES.contains(&name.as_str()) {
+            command.env_remove(name);
+        }
+    }
+    let output = command.arg("config").output().expect("pm config runs");
+    assert!(output.status.success(), "pm config failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("pm config prints UTF-8")
 }
 
 /// Every settings key, dotted (`authorizer.max_age_secs`): the defaults'

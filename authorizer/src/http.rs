@@ -1,63 +1,46 @@
-//! The authorizer's internal HTTP API (PROTOCOL.md section 10):
-//! `POST /send_message {"envelope": …}` → `201` with the accepted envelope
-//! or the section 7 refusal `{"error": sentence, "code": CODE}` with its
+//! The authorizer's internal HTTP API (PROTOCOL.md section 10), in the wire
+//! shapes of [`pm_http::authorizer_api`]: `POST /send_message {"envelope": …}`
+//! → `201` with the accepted envelope or the section 7 refusal with its
 //! status; the lookups `GET /persona`, `/messages`, `/objects` (answered by
-//! the reader), `GET /teleferic`, `/healthz` and `/readyz`.
+//! the reader); `GET /teleferic`, `/healthz` and `/readyz`.
 
 use crate::Authorizer;
-use actix_web::{web, App, HttpResponse, HttpServer};
-use futures::StreamExt;
-use pm_models::api::{AuthorizerApi, MessageQuery, PageRequest, PersonaQuery, ReaderApi};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use pm_http::authorizer_api::{AcceptedWire, SendMessageRequest, TelefericWire, SEND_MESSAGE_PATH, TELEFERIC_PATH};
+use pm_http::body::{read_body, BodyError, BodyLimits};
+use pm_http::responses::{healthz, readiness, rejection_response};
+use pm_models::api::{
+    parse_address, parse_day, parse_hash, parse_message_hash, parse_public_key, AuthorizerApi, MessageQuery,
+    PageRequest, PersonaQuery, ReaderApi,
+};
 use pm_models::envelope::Envelope;
-use pm_models::remote::{AcceptedWire, TelefericWire};
 use pm_models::{Rejection, RejectionCode};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 struct State {
     authorizer: Arc<Authorizer>,
     reader: Arc<dyn ReaderApi>,
-    max_request_bytes: usize,
-}
-
-/// The one mapping of a refusal to an HTTP answer.
-pub fn rejection_response(rejection: &Rejection) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(rejection.code.http_status())
-        .expect("section 7 statuses are valid HTTP statuses");
-    HttpResponse::build(status).json(rejection)
-}
-
-/// Reads a request body, refusing it past `limit` bytes without reading on.
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, Rejection> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Rejection::malformed(format!("request body could not be read: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(Rejection::new(RejectionCode::PayloadTooLarge, format!("request body exceeds {limit} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    limits: BodyLimits,
 }
 
 /// Serves the API on an already bound listener (tests bind port 0).
 pub fn serve(
     authorizer: Arc<Authorizer>,
     reader: Arc<dyn ReaderApi>,
-    max_request_bytes: usize,
+    limits: BodyLimits,
     listener: std::net::TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let state = web::Data::new(State { authorizer, reader, max_request_bytes });
+    let state = web::Data::new(State { authorizer, reader, limits });
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .route("/send_message", web::post().to(send_message))
+            .route(SEND_MESSAGE_PATH, web::post().to(send_message))
             .route("/persona", web::get().to(persona))
             .route("/messages", web::get().to(messages))
             .route("/objects", web::get().to(objects))
-            .route("/teleferic", web::get().to(teleferic))
+            .route(TELEFERIC_PATH, web::get().to(teleferic))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
     })
@@ -66,15 +49,18 @@ pub fn serve(
     .run())
 }
 
-#[derive(Deserialize)]
-struct SendMessage {
-    envelope: Value,
+/// A body the limits refused, as the refusal of section 5.
+pub fn body_rejection(error: BodyError) -> Rejection {
+    match error {
+        BodyError::TooLarge(_) => Rejection::new(RejectionCode::PayloadTooLarge, error.to_string()),
+        BodyError::TimedOut(_) | BodyError::Unreadable(_) => Rejection::malformed(error.to_string()),
+    }
 }
 
-async fn send_message(state: web::Data<State>, payload: web::Payload) -> HttpResponse {
+async fn send_message(state: web::Data<State>, request: HttpRequest, payload: web::Payload) -> HttpResponse {
     let result = async {
-        let body = read_body(payload, state.max_request_bytes).await?;
-        let request: SendMessage = serde_json::from_slice(&body)
+        let body = read_body(&request, payload, &state.limits).await.map_err(body_rejection)?;
+        let request: SendMessageRequest = serde_json::from_slice(&body)
             .map_err(|e| Rejection::malformed(format!("request is not {{\"envelope\": …}}: {e}")))?;
         let envelope = Envelope::from_json_value(request.envelope).map_err(Rejection::malformed)?;
         state.authorizer.send_message(envelope).await
@@ -108,8 +94,8 @@ fn exactly_one<'a>(query: &'a Query, names: &[&'a str]) -> Result<(&'a str, &'a 
 async fn persona(state: web::Data<State>, query: Query) -> HttpResponse {
     let result = async {
         let query = match exactly_one(&query, &["address", "pubkey", "nickname"])? {
-            ("address", v) => PersonaQuery::Address(v.to_owned()),
-            ("pubkey", v) => PersonaQuery::PublicKey(v.to_owned()),
+            ("address", v) => PersonaQuery::Address(parse_address("address", v)?),
+            ("pubkey", v) => PersonaQuery::PublicKey(parse_public_key("pubkey", v)?),
             (_, v) => PersonaQuery::Nickname(v.to_owned()),
         };
         state.reader.persona(query).await
@@ -119,33 +105,38 @@ async fn persona(state: web::Data<State>, query: Query) -> HttpResponse {
 }
 
 async fn messages(state: web::Data<State>, query: Query) -> HttpResponse {
-    let limit = match query.get("limit").map(|l| l.parse::<i64>()) {
-        None => None,
-        Some(Ok(limit)) => Some(limit),
-        Some(Err(_)) => return rejection_response(&Rejection::bad_query("limit is not an integer")),
-    };
-    let page = PageRequest { limit, after: query.get("after").cloned() };
-    let selected = match exactly_one(&query, &["message_hash", "date", "sender", "reader"]) {
-        Ok(selected) => selected,
-        Err(rejection) => return rejection_response(&rejection),
-    };
-    let listing = match selected {
-        ("message_hash", hash) => return found(state.reader.message(hash).await, "message"),
-        ("date", v) => MessageQuery::Date(v.to_owned()),
-        ("sender", v) => MessageQuery::Sender(v.to_owned()),
-        (_, v) => MessageQuery::Reader(v.to_owned()),
-    };
-    match state.reader.messages(listing, page).await {
-        Ok(records) => HttpResponse::Ok().json(records),
+    let result = async {
+        let limit = match query.get("limit").map(|l| l.parse::<i64>()) {
+            None => None,
+            Some(Ok(limit)) => Some(limit),
+            Some(Err(_)) => return Err(Rejection::bad_query("limit is not an integer")),
+        };
+        let listing = match exactly_one(&query, &["message_hash", "date", "sender", "reader"])? {
+            ("message_hash", hash) => return Ok(Err(parse_message_hash("message_hash", hash)?)),
+            ("date", v) => MessageQuery::Date(parse_day("date", v)?),
+            ("sender", v) => MessageQuery::Sender(parse_address("sender", v)?),
+            (_, v) => MessageQuery::Reader(parse_address("reader", v)?),
+        };
+        Ok(Ok((listing, PageRequest::parse(limit, query.get("after").map(String::as_str))?)))
+    }
+    .await;
+    match result {
+        Ok(Err(hash)) => found(state.reader.message(&hash).await, "message"),
+        Ok(Ok((listing, page))) => match state.reader.messages(listing, page).await {
+            Ok(records) => HttpResponse::Ok().json(records),
+            Err(rejection) => rejection_response(&rejection),
+        },
         Err(rejection) => rejection_response(&rejection),
     }
 }
 
 async fn objects(state: web::Data<State>, query: Query) -> HttpResponse {
-    match query.get("object_hash") {
-        Some(hash) => found(state.reader.object(hash).await, "object"),
-        None => rejection_response(&Rejection::bad_query("object_hash is required")),
+    let result = async {
+        let text = query.get("object_hash").ok_or_else(|| Rejection::bad_query("object_hash is required"))?;
+        state.reader.object(&parse_hash("object_hash", text)?).await
     }
+    .await;
+    found(result, "object")
 }
 
 async fn teleferic(state: web::Data<State>) -> HttpResponse {
@@ -162,15 +153,6 @@ async fn teleferic(state: web::Data<State>) -> HttpResponse {
     }
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
-}
-
 async fn readyz(state: web::Data<State>) -> HttpResponse {
-    match state.authorizer.ready().await {
-        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
-        Err(rejection) => {
-            HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "error": rejection.error }))
-        }
-    }
+    readiness(state.authorizer.ready().await.map_err(|rejection| rejection.error))
 }

@@ -13,19 +13,20 @@ pub mod node;
 pub mod pipeline;
 mod private;
 mod public;
+mod rejections;
 pub mod settings;
 mod shape;
 
 use async_trait::async_trait;
+use pm_backends::{Admission, ClaimStore, RecordStore};
 use pm_models::api::{AcceptedEnvelope, AuthorizerApi};
 use pm_models::envelope::Envelope;
-use pm_models::seams::{Admission, ClaimStore, RecordStore};
 use pm_models::time::Micros;
-use pm_models::Rejection;
+use pm_models::{Address, Rejection};
 use std::sync::Arc;
 
 pub use node::NodeIdentity;
-pub use settings::{AuthorizerSettings, Limits};
+pub use settings::AuthorizerSettings;
 
 /// A source of the current time, injectable so tests can pin the clock.
 pub type Clock = Arc<dyn Fn() -> Micros + Send + Sync>;
@@ -61,11 +62,13 @@ impl Authorizer {
     }
 
     /// Checks `envelope` and, if it passes, claims and queues it.
-    #[tracing::instrument(skip_all, fields(hash = %envelope.message_hash, sender = %envelope.sender, kind = %envelope.message_type))]
+    // `hash` and `sender` are recorded once step 1 validated them: a client's
+    // raw text never reaches the log (it could forge lines or fill disks).
+    #[tracing::instrument(skip_all, fields(kind = %envelope.message_type, hash, sender))]
     pub async fn authorize(&self, envelope: Envelope) -> Result<AcceptedEnvelope, Rejection> {
         let now = (self.clock)();
         let approved = pipeline::check(&envelope, now, &self.node, &self.settings, &self.backends).await?;
-        let accepted = pipeline::admit(envelope, approved, now, &self.backends).await;
+        let accepted = pipeline::admit(envelope, approved, now, &self.node, &self.backends).await;
         match &accepted {
             Ok(_) => tracing::info!("envelope accepted"),
             Err(rejection) => tracing::info!(code = %rejection.code, "envelope refused"),
@@ -84,12 +87,149 @@ impl AuthorizerApi for Authorizer {
         Ok(self.node.signed_timestamp((self.clock)()).as_str().to_owned())
     }
 
-    async fn node_address(&self) -> Result<String, Rejection> {
-        Ok(self.node.address().to_string())
+    async fn node_address(&self) -> Result<Address, Rejection> {
+        Ok(self.node.address())
     }
 
     async fn ready(&self) -> Result<(), Rejection> {
-        self.backends.store.ping().await.map_err(|e| Rejection::unavailable(&e))?;
-        self.backends.admission.ping().await.map_err(|e| Rejection::unavailable(&e))
+        self.backends.store.ping().await.map_err(rejections::unavailable)?;
+        self.backends.admission.ping().await.map_err(rejections::unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pipeline over the embedded backend: what is accepted carries a
+    //! receipt and is queued once; what is refused gets the first failing
+    //! check's code and queues nothing.
+
+    use super::*;
+    use pm_backends::embedded::EmbeddedBackend;
+    use pm_backends::{Queue, RecordBatch, RecordWriter};
+    use pm_models::client::{acl_rule_for, private_envelope, random_bytes, ContentParts};
+    use pm_models::keys::PersonaKey;
+    use pm_models::records::PersonaRecord;
+    use pm_models::signed_timestamp::SignedTimestamp;
+    use pm_models::{receipt, MessageHash, MessageType, RejectionCode};
+
+    const NOW: Micros = Micros(1_700_000_000_000_000);
+
+    struct Node {
+        _dir: tempfile::TempDir,
+        backend: EmbeddedBackend,
+        node: PersonaKey,
+        alice: PersonaKey,
+        authorizer: Arc<Authorizer>,
+    }
+
+    async fn node() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = EmbeddedBackend::open(&dir.path().join("ledger.redb")).unwrap();
+        let (node, alice) = (PersonaKey::from_seed([1; 32]), PersonaKey::from_seed([2; 32]));
+        let personas = [(&node, "Teleferic"), (&alice, "alice")]
+            .map(|(key, nickname)| PersonaRecord {
+                address: key.address().to_string(),
+                pubkey: key.public().as_str().to_owned(),
+                nickname: nickname.into(),
+                created_at: Micros(1).to_rfc3339(),
+                registration_hash: None,
+                invite_hash: None,
+                inviter: None,
+            })
+            .to_vec();
+        RecordWriter::write(&backend, &RecordBatch { personas, messages: vec![] }).await.unwrap();
+        let backends = AuthorizerBackends {
+            store: Arc::new(backend.clone()),
+            claims: Arc::new(backend.clone()),
+            admission: Arc::new(backend.clone()),
+        };
+        let authorizer = Authorizer::new(NodeIdentity::new(node.clone()), AuthorizerSettings::default(), backends)
+            .with_clock(Arc::new(|| NOW));
+        Node { _dir: dir, backend, node, alice, authorizer: Arc::new(authorizer) }
+    }
+
+    impl Node {
+        fn assertion(&self) -> Envelope {
+            let t = SignedTimestamp::issue(&self.node, NOW);
+            let key: [u8; 32] = random_bytes();
+            let acl = vec![acl_rule_for(self.alice.public().verifying_key(), &key)];
+            let parts = ContentParts::new(0, &b64_nonce());
+            private_envelope(&self.alice, MessageType::Assertion, &parts, &key, &random_bytes(), acl, vec![], &t)
+        }
+
+        async fn queued(&self) -> u64 {
+            self.backend.queue_depth().await.unwrap().0
+        }
+    }
+
+    fn b64_nonce() -> String {
+        pm_models::codec::b64(random_bytes::<16>())
+    }
+
+    #[tokio::test]
+    async fn an_accepted_envelope_is_queued_with_a_receipt_the_node_signed_at_acceptance() {
+        let n = node().await;
+        let envelope = n.assertion();
+        let accepted = n.authorizer.authorize(envelope.clone()).await.unwrap();
+        let hash = MessageHash::parse(&envelope.message_hash).unwrap();
+        receipt::verify_at(&accepted.receipt, &hash, NOW, n.node.public().verifying_key()).unwrap();
+        assert_eq!(accepted.created_at, NOW.to_rfc3339());
+        let mut consumer = n.backend.consume().await.unwrap();
+        let delivery = consumer.next_batch(10).await.unwrap();
+        assert_eq!(delivery.len(), 1);
+        assert_eq!(delivery[0].message.message_id, hash);
+        assert_eq!(delivery[0].message.receipt, accepted.receipt, "the queue carries the same receipt");
+    }
+
+    #[tokio::test]
+    async fn the_first_failing_check_decides_the_code_and_nothing_is_queued() {
+        let n = node().await;
+        // Unknown sender (step 3) and a wrong messageHash (step 4): step 3 decides.
+        let mut envelope = n.assertion();
+        envelope.sender = PersonaKey::from_seed([9; 32]).address().to_string();
+        envelope.message_hash = MessageHash::of_message("something else").to_string();
+        let refused = n.authorizer.authorize(envelope).await.unwrap_err();
+        assert_eq!(refused.code, RejectionCode::UnknownSender);
+        // A wrong messageHash (step 4) and a messageSign over it that does not verify (step 5): step 4 decides.
+        let mut envelope = n.assertion();
+        envelope.message_hash = MessageHash::of_message("another").to_string();
+        assert_eq!(n.authorizer.authorize(envelope).await.unwrap_err().code, RejectionCode::MessageHashMismatch);
+        assert_eq!(n.queued().await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_timestamp_outside_the_window_of_the_nodes_clock_is_refused() {
+        let n = node().await;
+        let settings = AuthorizerSettings::default();
+        for (offset, code) in [
+            (-(settings.max_age_secs as i64) * 1_000_000 - 1, RejectionCode::TimestampExpired),
+            ((settings.max_skew_secs as i64) * 1_000_000 + 1, RejectionCode::TimestampInFuture),
+        ] {
+            let authorizer =
+                Authorizer::new(NodeIdentity::new(n.node.clone()), settings, n.authorizer.backends.clone())
+                    .with_clock(Arc::new(move || Micros(NOW.0 - offset)));
+            assert_eq!(authorizer.authorize(n.assertion()).await.unwrap_err().code, code);
+        }
+    }
+
+    #[tokio::test]
+    async fn one_envelope_sent_many_times_at_once_is_accepted_once() {
+        let n = node().await;
+        let envelope = n.assertion();
+        let attempts: Vec<_> = (0..16)
+            .map(|_| {
+                let (authorizer, envelope) = (n.authorizer.clone(), envelope.clone());
+                tokio::spawn(async move { authorizer.authorize(envelope).await })
+            })
+            .collect();
+        let mut accepted = 0;
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                Ok(_) => accepted += 1,
+                Err(refusal) => assert_eq!(refusal.code, RejectionCode::DuplicateMessage),
+            }
+        }
+        assert_eq!(accepted, 1);
+        assert_eq!(n.queued().await, 1);
     }
 }

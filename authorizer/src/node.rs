@@ -5,7 +5,7 @@ use pm_models::keys::PersonaKey;
 use pm_models::keys::VerifyingKey;
 use pm_models::signed_timestamp::SignedTimestamp;
 use pm_models::time::Micros;
-use pm_models::Address;
+use pm_models::{receipt, Address, MessageHash};
 
 /// The node key; `Debug` shows only the address.
 #[derive(Clone, Debug)]
@@ -20,6 +20,11 @@ impl NodeIdentity {
 
     pub fn signed_timestamp(&self, now: Micros) -> SignedTimestamp {
         SignedTimestamp::issue(&self.key, now)
+    }
+
+    /// The acceptance receipt `R` of `hash`, accepted at `now` (section 8).
+    pub fn receipt(&self, hash: &MessageHash, now: Micros) -> String {
+        receipt::issue(&self.key, hash, now)
     }
 
     pub fn address(&self) -> Address {

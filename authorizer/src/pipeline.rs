@@ -4,41 +4,24 @@
 //! objects of a private message. The first failure decides the code.
 
 use crate::node::NodeIdentity;
+use crate::rejections::{conflict_rejection, timestamp_rejection, unavailable};
 use crate::settings::AuthorizerSettings;
 use crate::shape::{self, Kind};
 use crate::{private, public, AuthorizerBackends};
+use pm_backends::{BackendError, ClaimKey, ClaimOutcome, QueuedMessage};
 use pm_models::api::AcceptedEnvelope;
-use pm_models::codec::hash_text;
 use pm_models::envelope::Envelope;
 use pm_models::keys::VerifyingKey;
 use pm_models::records::PersonaRecord;
-use pm_models::seams::{BackendError, ClaimKey, ClaimOutcome, QueuedMessage};
-use pm_models::signed_timestamp::TimestampError;
 use pm_models::time::Micros;
-use pm_models::{PublicKeyPem, Rejection, RejectionCode};
+use pm_models::{MessageHash, PublicKeyPem, Rejection, RejectionCode};
 
 /// An envelope that passed every check: what to claim and who sent it.
 pub struct Approved {
+    pub message_hash: MessageHash,
     pub claims: Vec<ClaimKey>,
     /// The sender; for a registration, the persona its body describes.
     pub sender: PersonaRecord,
-}
-
-pub(crate) fn unavailable(e: BackendError) -> Rejection {
-    Rejection::unavailable(&e)
-}
-
-pub(crate) fn timestamp_rejection(e: TimestampError) -> Rejection {
-    match e {
-        TimestampError::Malformed => Rejection::new(RejectionCode::BadTimestamp, "signed timestamp is malformed"),
-        TimestampError::NotNodeSigned => {
-            Rejection::new(RejectionCode::BadTimestamp, "signed timestamp is not signed by this node")
-        }
-        TimestampError::Expired => Rejection::new(RejectionCode::TimestampExpired, "messageSign timestamp is too old"),
-        TimestampError::InFuture => {
-            Rejection::new(RejectionCode::TimestampInFuture, "messageSign timestamp is in the future")
-        }
-    }
 }
 
 /// Runs steps 1–6 without side effects.
@@ -50,13 +33,16 @@ pub async fn check(
     backends: &AuthorizerBackends,
 ) -> Result<Approved, Rejection> {
     // (1) shape and limits
-    let shape = shape::check(envelope, &settings.limits)?;
+    let shape = shape::check(envelope, settings)?;
+    let hash = &shape.message_hash;
+    let span = tracing::Span::current();
+    span.record("hash", hash.as_str());
+    span.record("sender", shape.sender.as_str());
 
     // (2) duplicate
-    let hash = envelope.message_hash.as_str();
-    let claimed = backends.claims.holder(&ClaimKey::Message(hash.to_owned())).await.map_err(unavailable)?;
+    let claimed = backends.claims.holder(&ClaimKey::Message(hash.clone())).await.map_err(unavailable)?;
     if claimed.is_some() || backends.store.message(hash).await.map_err(unavailable)?.is_some() {
-        return Err(Rejection::new(RejectionCode::DuplicateMessage, "messageHash is already stored or claimed"));
+        return Err(conflict_rejection(&ClaimKey::Message(hash.clone())));
     }
 
     // (3) sender resolution
@@ -71,7 +57,7 @@ pub async fn check(
             (*body.public_key.verifying_key(), None)
         }
         _ => {
-            let Some(record) = backends.store.persona(shape.sender.as_str()).await.map_err(unavailable)? else {
+            let Some(record) = backends.store.persona(&shape.sender).await.map_err(unavailable)? else {
                 return Err(Rejection::new(RejectionCode::UnknownSender, "sender is not a registered persona"));
             };
             let key = PublicKeyPem::parse_lenient(&record.pubkey)
@@ -81,20 +67,20 @@ pub async fn check(
     };
 
     // (4) messageHash
-    if hash_text(&envelope.message) != envelope.message_hash {
+    if MessageHash::of_message(&envelope.message) != *hash {
         return Err(Rejection::new(RejectionCode::MessageHashMismatch, "messageHash is not the hash of message"));
     }
 
     // (5) messageSign: its T, then its signature
     let t = shape.message_sign.timestamp().map_err(timestamp_rejection)?;
     t.verify_node_signature(node.verifying_key()).map_err(timestamp_rejection)?;
-    t.check_fresh(now, settings.freshness).map_err(timestamp_rejection)?;
-    shape.message_sign.verify_signature(hash, &sender_key).map_err(|_| {
+    t.check_fresh(now, settings.freshness()).map_err(timestamp_rejection)?;
+    shape.message_sign.verify_signature(hash.as_str(), &sender_key).map_err(|_| {
         Rejection::new(RejectionCode::BadSignature, "messageSign does not verify with the sender's key")
     })?;
 
     // (6) public content and body rules, or ACL and objects
-    let mut claims = vec![ClaimKey::Message(hash.to_owned())];
+    let mut claims = vec![ClaimKey::Message(hash.clone())];
     let sender = match &shape.kind {
         Kind::Invitation { content, body } => {
             public::check_content(envelope, content, &sender_key, node)?;
@@ -105,23 +91,15 @@ pub async fn check(
             public::check_content(envelope, content, &sender_key, node)?;
             let registration = public::check_registration(body, node, backends).await?;
             claims.extend(registration.claims);
-            PersonaRecord {
-                address: shape.sender.to_string(),
-                pubkey: body.public_key.as_str().to_owned(),
-                nickname: body.nickname.clone(),
-                created_at: now.to_rfc3339(),
-                registration_hash: Some(hash.to_owned()),
-                invite_hash: Some(body.invite_msg_id.clone()),
-                inviter: Some(registration.inviter),
-            }
+            PersonaRecord::from_registration(body, hash.as_str(), Some(registration.inviter), now)
         }
-        Kind::Private => {
-            private::check_acl(envelope, backends).await?;
+        Kind::Private { readers } => {
+            private::check_acl(readers, backends).await?;
             private::check_objects(envelope, &sender_key, node)?;
             sender.expect("a non-registration sender was resolved in step 3")
         }
     };
-    Ok(Approved { claims, sender })
+    Ok(Approved { message_hash: shape.message_hash, claims, sender })
 }
 
 /// Takes the claims and queues the envelope; the loser of a race for a claim
@@ -130,30 +108,20 @@ pub async fn admit(
     envelope: Envelope,
     approved: Approved,
     now: Micros,
+    node: &NodeIdentity,
     backends: &AuthorizerBackends,
 ) -> Result<AcceptedEnvelope, Rejection> {
+    let receipt = node.receipt(&approved.message_hash, now);
     let queued = QueuedMessage {
-        message_id: envelope.message_hash.clone(),
+        message_id: approved.message_hash,
         accepted_at: now,
+        receipt: receipt.clone(),
         payload: envelope.to_queue_payload(),
     };
     match backends.admission.admit(&approved.claims, &queued).await.map_err(unavailable)? {
         ClaimOutcome::Claimed => {
-            Ok(AcceptedEnvelope { envelope, sender: approved.sender, created_at: now.to_rfc3339() })
+            Ok(AcceptedEnvelope { envelope, sender: approved.sender, created_at: now.to_rfc3339(), receipt })
         }
         ClaimOutcome::Conflict(key) => Err(conflict_rejection(&key)),
-    }
-}
-
-pub(crate) fn conflict_rejection(key: &ClaimKey) -> Rejection {
-    match key {
-        ClaimKey::Message(_) => {
-            Rejection::new(RejectionCode::DuplicateMessage, "messageHash is already stored or claimed")
-        }
-        ClaimKey::Key(_) => Rejection::new(RejectionCode::PersonaExists, "publicKey is already registered"),
-        ClaimKey::Nickname(_) => Rejection::new(RejectionCode::NicknameTaken, "publicNickname is taken"),
-        ClaimKey::Invite(_) => {
-            Rejection::new(RejectionCode::InviteAlreadyUsed, "inviteMsgID was already used by a registration")
-        }
     }
 }

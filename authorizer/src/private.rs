@@ -3,23 +3,23 @@
 //! every reader is registered, and every container's hash and signature.
 
 use crate::node::NodeIdentity;
-use crate::pipeline::unavailable;
+use crate::rejections::unavailable;
 use crate::AuthorizerBackends;
 use pm_models::codec::hash_text;
 use pm_models::envelope::Envelope;
 use pm_models::keys::VerifyingKey;
 use pm_models::timestamped_signature::TimestampedSignature;
-use pm_models::{Rejection, RejectionCode};
+use pm_models::{Address, Rejection, RejectionCode};
 
-pub async fn check_acl(envelope: &Envelope, backends: &AuthorizerBackends) -> Result<(), Rejection> {
-    if envelope.acl.is_empty() {
+pub async fn check_acl(readers: &[Address], backends: &AuthorizerBackends) -> Result<(), Rejection> {
+    if readers.is_empty() {
         return Err(Rejection::malformed("ACL must name at least one reader for a private message"));
     }
-    for rule in &envelope.acl {
-        if backends.store.persona(&rule.reader).await.map_err(unavailable)?.is_none() {
+    for reader in readers {
+        if backends.store.persona(reader).await.map_err(unavailable)?.is_none() {
             return Err(Rejection::new(
                 RejectionCode::UnknownAclReader,
-                format!("ACL reader {} is not a registered persona", rule.reader),
+                format!("ACL reader {reader} is not a registered persona"),
             ));
         }
     }

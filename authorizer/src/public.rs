@@ -3,18 +3,18 @@
 //! the invitation and registration bodies.
 
 use crate::node::NodeIdentity;
-use crate::pipeline::{conflict_rejection, timestamp_rejection, unavailable};
-use crate::shape::RegistrationFields;
+use crate::rejections::{conflict_rejection, timestamp_rejection, unavailable};
 use crate::AuthorizerBackends;
-use pm_models::codec::{from_msgpack, hash_text, unb64, Hash32};
+use pm_backends::ClaimKey;
+use pm_models::codec::{from_msgpack, hash_text, unb64};
 use pm_models::content::{
-    dossier_hash, nickname_key, BodyMap, DecodedContent, KeyProof, BODY_INVITATION, DOSSIER_SALT_LEN, NODE_NICKNAME,
+    dossier_hash, nickname_key, BodyMap, DecodedContent, KeyProof, Registration, BODY_INVITATION, DOSSIER_SALT_LEN,
+    NODE_NICKNAME,
 };
 use pm_models::envelope::Envelope;
 use pm_models::keys::VerifyingKey;
-use pm_models::seams::ClaimKey;
 use pm_models::timestamped_signature::{SignatureError, TimestampedSignature};
-use pm_models::{invite_name, sealed_box, MessageType, Rejection, RejectionCode};
+use pm_models::{invite_name, sealed_box, MessageHash, MessageType, Rejection, RejectionCode};
 
 /// The keys every invitation body must carry as non-empty strings.
 const INVITATION_KEYS: [&str; 6] =
@@ -64,13 +64,13 @@ fn key_proof_error(what: &str) -> Rejection {
 }
 
 pub async fn check_registration(
-    body: &RegistrationFields,
+    body: &Registration,
     node: &NodeIdentity,
     backends: &AuthorizerBackends,
 ) -> Result<RegistrationClaims, Rejection> {
     let not_found = || Rejection::new(RejectionCode::InviteNotFound, "inviteMsgID is not a stored invitation");
-    Hash32::parse(&body.invite_msg_id).map_err(|_| not_found())?;
-    let invitation = backends.store.message(&body.invite_msg_id).await.map_err(unavailable)?.ok_or_else(not_found)?;
+    let invite_hash = MessageHash::parse(&body.invite_msg_id).map_err(|_| not_found())?;
+    let invitation = backends.store.message(&invite_hash).await.map_err(unavailable)?.ok_or_else(not_found)?;
     let invitation_content = invitation
         .public_content()
         .filter(|c| invitation.kind() == Some(MessageType::Registration) && c.body_type == BODY_INVITATION)
@@ -99,9 +99,9 @@ pub async fn check_registration(
         return Err(Rejection::new(RejectionCode::InvalidInvite, "inviteName differs from the invitation's"));
     }
 
-    let address = body.public_key.address().to_string();
-    let key_claim = ClaimKey::Key(address.clone());
+    let address = body.public_key.address();
     let registered = backends.store.persona(&address).await.map_err(unavailable)?.is_some();
+    let key_claim = ClaimKey::Key(address);
     if registered || backends.claims.holder(&key_claim).await.map_err(unavailable)?.is_some() {
         return Err(conflict_rejection(&key_claim));
     }
@@ -112,7 +112,7 @@ pub async fn check_registration(
     {
         return Err(conflict_rejection(&nick_claim));
     }
-    let invite_claim = ClaimKey::Invite(body.invite_msg_id.clone());
+    let invite_claim = ClaimKey::Invite(invite_hash);
     if backends.claims.holder(&invite_claim).await.map_err(unavailable)?.is_some() {
         return Err(conflict_rejection(&invite_claim));
     }

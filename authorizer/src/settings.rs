@@ -1,11 +1,18 @@
-//! The authorizer's settings: the freshness window of section 3 and the
-//! limits of section 5.
+//! The authorizer's settings (the `[authorizer]` section): the freshness
+//! window of PROTOCOL.md section 3 and the limits of section 5. The
+//! defaults are the contract's, written here once.
 
 use pm_models::signed_timestamp::Freshness;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
-/// Limits of PROTOCOL.md section 5 (exceeding one is `PAYLOAD_TOO_LARGE`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthorizerSettings {
+    /// How old the `T` of a `messageSign` may be (inclusive).
+    pub max_age_secs: u64,
+    /// How far ahead of the node's clock it may be (inclusive).
+    pub max_skew_secs: u64,
     /// Bytes of base64 text in `message`.
     pub max_message_bytes: usize,
     /// Bytes of base64 text in each `objectContainer`.
@@ -15,9 +22,11 @@ pub struct Limits {
     pub max_meta_hashes: usize,
 }
 
-impl Default for Limits {
+impl Default for AuthorizerSettings {
     fn default() -> Self {
         Self {
+            max_age_secs: 420,
+            max_skew_secs: 30,
             max_message_bytes: 1 << 20,
             max_container_bytes: 1 << 20,
             max_acl_rules: 256,
@@ -27,8 +36,31 @@ impl Default for Limits {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AuthorizerSettings {
-    pub freshness: Freshness,
-    pub limits: Limits,
+impl AuthorizerSettings {
+    pub fn freshness(&self) -> Freshness {
+        Freshness { max_age: Duration::from_secs(self.max_age_secs), max_skew: Duration::from_secs(self.max_skew_secs) }
+    }
+
+    /// The settings that must be at least 1, by name, for validation.
+    pub fn positive_limits(&self) -> [(&'static str, usize); 5] {
+        [
+            ("authorizer.max_message_bytes", self.max_message_bytes),
+            ("authorizer.max_container_bytes", self.max_container_bytes),
+            ("authorizer.max_acl_rules", self.max_acl_rules),
+            ("authorizer.max_objects", self.max_objects),
+            ("authorizer.max_meta_hashes", self.max_meta_hashes),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_contracts() {
+        let settings = AuthorizerSettings::default();
+        assert_eq!(settings.freshness(), Freshness::default());
+        assert_eq!((settings.max_message_bytes, settings.max_acl_rules, settings.max_objects), (1 << 20, 256, 64));
+    }
 }

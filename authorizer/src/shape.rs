@@ -3,18 +3,18 @@
 //! the message type, and, for public messages, the content and body far
 //! enough to read `bodyType` and the registration's key and nickname.
 
-use crate::settings::Limits;
-use pm_models::codec::{unb64, Hash32};
-use pm_models::content::{
-    nickname_is_well_formed, BodyMap, DecodedContent, MessageContent, BODY_INVITATION, BODY_REGISTRATION,
-};
+use crate::settings::AuthorizerSettings;
+use pm_models::codec::unb64;
+use pm_models::content::{BodyMap, DecodedContent, MessageContent, Registration, BODY_INVITATION, BODY_REGISTRATION};
 use pm_models::envelope::Envelope;
 use pm_models::timestamped_signature::TimestampedSignature;
-use pm_models::{Address, MessageType, PublicKeyPem, Rejection, RejectionCode};
+use pm_models::{Address, Hash32, MessageHash, MessageType, Rejection, RejectionCode};
 
-/// What step 1 learned about a well-formed envelope.
+/// What step 1 learned about a well-formed envelope, each field in its
+/// checked form.
 pub struct Shape {
     pub sender: Address,
+    pub message_hash: MessageHash,
     pub message_sign: TimestampedSignature,
     pub kind: Kind,
 }
@@ -23,18 +23,18 @@ pub struct Shape {
 /// the size difference between variants costs nothing worth a box.
 #[allow(clippy::large_enum_variant)]
 pub enum Kind {
-    Invitation { content: DecodedContent, body: BodyMap },
-    Registration { content: DecodedContent, body: RegistrationFields },
-    Private,
-}
-
-/// The fields of a registration body, each in its checked form.
-pub struct RegistrationFields {
-    pub public_key: PublicKeyPem,
-    pub nickname: String,
-    pub invite_msg_id: String,
-    pub key_proof: String,
-    pub invite_name: String,
+    Invitation {
+        content: DecodedContent,
+        body: BodyMap,
+    },
+    Registration {
+        content: DecodedContent,
+        body: Registration,
+    },
+    /// The ACL's readers, in order.
+    Private {
+        readers: Vec<Address>,
+    },
 }
 
 fn too_large(what: &str, limit: usize) -> Rejection {
@@ -49,7 +49,7 @@ fn hash32(field: &str, value: &str) -> Result<(), Rejection> {
     Hash32::parse(value).map(drop).map_err(|_| Rejection::malformed(format!("{field} is not base64 of 32 bytes")))
 }
 
-fn check_limits(envelope: &Envelope, limits: &Limits) -> Result<(), Rejection> {
+fn check_limits(envelope: &Envelope, limits: &AuthorizerSettings) -> Result<(), Rejection> {
     if envelope.message.len() > limits.max_message_bytes {
         return Err(too_large("message", limits.max_message_bytes));
     }
@@ -70,21 +70,22 @@ fn check_limits(envelope: &Envelope, limits: &Limits) -> Result<(), Rejection> {
     Ok(())
 }
 
-pub fn check(envelope: &Envelope, limits: &Limits) -> Result<Shape, Rejection> {
+pub fn check(envelope: &Envelope, limits: &AuthorizerSettings) -> Result<Shape, Rejection> {
     check_limits(envelope, limits)?;
     match envelope.message_type {
         MessageType::Registration | MessageType::Assertion | MessageType::Attestation => {}
         other => return Err(unsupported(format!("messageType {other} is not accepted"))),
     }
     let sender = Address::parse(&envelope.sender).map_err(|e| Rejection::malformed(format!("sender: {e}")))?;
-    hash32("messageHash", &envelope.message_hash)?;
+    let message_hash = MessageHash::parse(&envelope.message_hash)
+        .map_err(|_| Rejection::malformed("messageHash is not base64 of 32 bytes"))?;
     hash32("bodyHash", &envelope.body_hash)?;
     hash32("dossierHash", &envelope.dossier_hash)?;
     let message_sign = TimestampedSignature::parse(&envelope.message_sign)
         .map_err(|_| Rejection::malformed("messageSign is not a timestamped signature"))?;
     unb64(&envelope.message).map_err(|_| Rejection::malformed("message is not strict base64"))?;
     let kind = if envelope.message_type.is_public() { public_kind(envelope)? } else { private_shape(envelope)? };
-    Ok(Shape { sender, message_sign, kind })
+    Ok(Shape { sender, message_hash, message_sign, kind })
 }
 
 fn public_kind(envelope: &Envelope) -> Result<Kind, Rejection> {
@@ -105,34 +106,18 @@ fn public_kind(envelope: &Envelope) -> Result<Kind, Rejection> {
     if body_type == BODY_INVITATION {
         return Ok(Kind::Invitation { content, body });
     }
-    let field = |key: &str| {
-        body.non_empty_str(key)
-            .map(str::to_owned)
-            .ok_or_else(|| Rejection::malformed(format!("registration body lacks {key}")))
-    };
-    let public_key =
-        PublicKeyPem::parse_exact(&field("publicKey")?).map_err(|e| Rejection::malformed(format!("publicKey: {e}")))?;
-    let nickname = field("publicNickname")?;
-    if !nickname_is_well_formed(&nickname) {
-        return Err(Rejection::malformed(
-            "publicNickname must be 1-64 characters without control characters or surrounding whitespace",
-        ));
-    }
-    let fields = RegistrationFields {
-        public_key,
-        nickname,
-        invite_msg_id: field("inviteMsgID")?,
-        key_proof: field("keyProof")?,
-        invite_name: field("inviteName")?,
-    };
-    Ok(Kind::Registration { content, body: fields })
+    let registration = Registration::from_body(&body).map_err(|e| Rejection::malformed(e.to_string()))?;
+    Ok(Kind::Registration { content, body: registration })
 }
 
 fn private_shape(envelope: &Envelope) -> Result<Kind, Rejection> {
-    for rule in &envelope.acl {
-        Address::parse(&rule.reader).map_err(|e| Rejection::malformed(format!("ACL reader {:?}: {e}", rule.reader)))?;
+    let mut readers = Vec::with_capacity(envelope.acl.len());
+    for (index, rule) in envelope.acl.iter().enumerate() {
+        // The sentence names the rule, never echoes the text: it may be megabytes.
+        readers
+            .push(Address::parse(&rule.reader).map_err(|e| Rejection::malformed(format!("ACL[{index}].reader: {e}")))?);
         if rule.key.is_empty() {
-            return Err(Rejection::malformed("ACL key must not be empty"));
+            return Err(Rejection::malformed(format!("ACL[{index}].key must not be empty")));
         }
     }
     for object in &envelope.objects {
@@ -145,5 +130,5 @@ fn private_shape(envelope: &Envelope) -> Result<Kind, Rejection> {
                 .map_err(|_| Rejection::malformed("objects[].container.objectContainer is not strict base64"))?;
         }
     }
-    Ok(Kind::Private)
+    Ok(Kind::Private { readers })
 }

@@ -4,9 +4,9 @@
 //! The function is key-type agnostic: it hashes whatever PEM text it is given,
 //! so the earlier deployment's RSA vectors still apply to it.
 
+use crate::text::text_newtype;
 use ripemd::Ripemd160;
 use sha2::{Digest, Sha256};
-use std::fmt;
 
 /// The two-byte network prefix of every address.
 pub const NETWORK_PREFIX: [u8; 2] = [1, 0];
@@ -83,30 +83,7 @@ fn checksum(payload: &[u8]) -> [u8; 4] {
     c[28..32].try_into().expect("a SHA-256 digest has 32 bytes")
 }
 
-impl TryFrom<String> for Address {
-    type Error = AddressError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Address> for String {
-    fn from(value: Address) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Address({})", self.0)
-    }
-}
+text_newtype!(Address, AddressError);
 
 #[cfg(test)]
 mod tests {

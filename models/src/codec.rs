@@ -8,7 +8,6 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::{de::DeserializeOwned, Serialize};
 use sha2::{Digest, Sha256};
-use std::fmt;
 
 /// Encodes bytes as standard base64 with padding.
 pub fn b64(bytes: impl AsRef<[u8]>) -> String {
@@ -27,9 +26,10 @@ pub fn to_msgpack<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(value).expect("protocol structures always serialize to msgpack")
 }
 
-/// Reads msgpack into `T`; any structural mismatch is a [`CodecError`].
+/// Reads msgpack into `T` under the strict rules of section 5
+/// ([`crate::strict_msgpack`]); any mismatch is a [`CodecError`].
 pub fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    rmp_serde::from_slice(bytes).map_err(|_| CodecError::Msgpack)
+    crate::strict_msgpack::from_slice(bytes).map_err(|_| CodecError::Msgpack)
 }
 
 /// `base64(SHA-256(bytes))`, e.g. the conventional `objectHash` of an object.
@@ -53,60 +53,6 @@ pub enum CodecError {
     NotHash32,
 }
 
-/// A 32-byte value carried as base64 text: a message hash, an object hash, an
-/// HMAC. Holds the canonical text, so it is hashed and compared as sent.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Hash32(String);
-
-impl Hash32 {
-    pub fn parse(text: &str) -> Result<Self, CodecError> {
-        // base64 of 32 bytes is 44 characters: refuse anything else unread.
-        if text.len() != 44 {
-            return Err(if text.len() % 4 == 0 { CodecError::NotHash32 } else { CodecError::Base64 });
-        }
-        match unb64(text) {
-            Ok(bytes) if bytes.len() == 32 => Ok(Self(text.to_owned())),
-            Ok(_) => Err(CodecError::NotHash32),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The hash of `text` (section 1), which is always a valid `Hash32`.
-    pub fn of_text(text: &str) -> Self {
-        Self(hash_text(text))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Hash32 {
-    type Error = CodecError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Hash32> for String {
-    fn from(value: Hash32) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for Hash32 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Hash32 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Hash32({})", self.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,13 +65,6 @@ mod tests {
         assert!(unb64("aGk=\n").is_err(), "a trailing newline is refused");
         assert!(unb64("aGl=").is_err(), "unused trailing bits must be zero");
         assert!(unb64("aGk-").is_err(), "url-safe alphabet is refused");
-    }
-
-    #[test]
-    fn hash32_accepts_only_base64_of_32_bytes() {
-        assert!(Hash32::parse(&b64([7u8; 32])).is_ok());
-        assert_eq!(Hash32::parse(&b64([7u8; 31])), Err(CodecError::NotHash32));
-        assert_eq!(Hash32::parse("not base64!"), Err(CodecError::Base64));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! name with the code its rule gives.
 
 use crate::codec::{b64, from_msgpack, to_msgpack, unb64, CodecError};
+use crate::public_key::{PublicKeyError, PublicKeyPem};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -64,11 +65,7 @@ impl BodyMap {
     /// Decodes `messageBody` (`base64(msgpack(body))`).
     pub fn decode(message_body: &str) -> Result<Self, CodecError> {
         let bytes = unb64(message_body)?;
-        let mut cursor = bytes.as_slice();
-        let value = rmpv::decode::read_value(&mut cursor).map_err(|_| CodecError::Msgpack)?;
-        if !cursor.is_empty() {
-            return Err(CodecError::Msgpack);
-        }
+        let value = crate::strict_msgpack::read_value(&bytes).map_err(|_| CodecError::Msgpack)?;
         let rmpv::Value::Map(entries) = value else {
             return Err(CodecError::Msgpack);
         };
@@ -113,6 +110,50 @@ pub struct RegistrationBody {
     pub invite_name: String,
 }
 
+/// A registration body (`bodyType` 1) read from its map, each field in its
+/// checked form: the one reading of a registration, for the authorizer that
+/// checks it and the writer that stores the persona it creates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub public_key: PublicKeyPem,
+    /// Well formed (section 5): 1-64 characters, no control or format
+    /// characters, no surrounding whitespace.
+    pub nickname: String,
+    /// As sent: whether it names a stored invitation is the authorizer's check.
+    pub invite_msg_id: String,
+    pub key_proof: String,
+    pub invite_name: String,
+}
+
+/// Why a body is not a registration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistrationError {
+    #[error("registration body lacks {0}")]
+    Missing(&'static str),
+    #[error("publicKey: {0}")]
+    PublicKey(PublicKeyError),
+    #[error("publicNickname must be 1-64 characters without control or format characters or surrounding whitespace")]
+    Nickname,
+}
+
+impl Registration {
+    pub fn from_body(body: &BodyMap) -> Result<Self, RegistrationError> {
+        let field = |key: &'static str| body.non_empty_str(key).ok_or(RegistrationError::Missing(key));
+        let public_key = PublicKeyPem::parse_exact(field("publicKey")?).map_err(RegistrationError::PublicKey)?;
+        let nickname = field("publicNickname")?;
+        if !nickname_is_well_formed(nickname) {
+            return Err(RegistrationError::Nickname);
+        }
+        Ok(Self {
+            public_key,
+            nickname: nickname.to_owned(),
+            invite_msg_id: field("inviteMsgID")?.to_owned(),
+            key_proof: field("keyProof")?.to_owned(),
+            invite_name: field("inviteName")?.to_owned(),
+        })
+    }
+}
+
 /// The plaintext of a registration's `keyProof`: `{"key": base64(inviteKey)}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,11 +161,19 @@ pub struct KeyProof {
     pub key: String,
 }
 
-/// Checks a nickname's shape (section 5): 1–64 characters, no control
-/// characters, no leading or trailing whitespace.
+/// The most characters a nickname has (section 5).
+pub const MAX_NICKNAME_CHARS: usize = 64;
+
+/// Checks a nickname's shape (section 5): 1–64 characters, no control or
+/// format characters (Unicode Cc and Cf: a soft hyphen or a zero-width space
+/// would let `Tele\u{AD}feric` pass for `Teleferic`), no leading or trailing
+/// whitespace.
 pub fn nickname_is_well_formed(nickname: &str) -> bool {
-    let count = nickname.chars().count();
-    (1..=64).contains(&count) && !nickname.chars().any(char::is_control) && nickname.trim() == nickname
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    let invisible = |c: char| matches!(c.general_category(), GeneralCategory::Control | GeneralCategory::Format);
+    // Counting stops early: an over-long text is refused without reading it all.
+    let count = nickname.chars().take(MAX_NICKNAME_CHARS + 1).count();
+    (1..=MAX_NICKNAME_CHARS).contains(&count) && !nickname.chars().any(invisible) && nickname.trim() == nickname
 }
 
 /// The form nicknames are compared in: Unicode lower case.
@@ -134,3 +183,21 @@ pub fn nickname_key(nickname: &str) -> String {
 
 /// The node's reserved nickname.
 pub const NODE_NICKNAME: &str = "Teleferic";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nicknames_with_invisible_characters_are_not_well_formed() {
+        assert!(nickname_is_well_formed("Alice Liddell"));
+        assert!(nickname_is_well_formed("Ünïcødé 名前"));
+        for bad in ["Tele\u{AD}feric", "Tele\u{200B}feric", "a\u{200E}", "\u{FEFF}x", "a\u{2066}b", "tab\there", "nl\n"]
+        {
+            assert!(!nickname_is_well_formed(bad), "{bad:?} must be refused");
+        }
+        assert!(!nickname_is_well_formed(" alice") && !nickname_is_well_formed("alice "));
+        assert!(!nickname_is_well_formed(""));
+        assert!(nickname_is_well_formed(&"x".repeat(64)) && !nickname_is_well_formed(&"x".repeat(65)));
+    }
+}

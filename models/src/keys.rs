@@ -1,36 +1,33 @@
-//! Private keys: Ed25519 signing keys kept as PKCS#8 PEM files with mode 0600
-//! (PROTOCOL.md section 2). A key never appears in a log: [`PersonaKey`]'s
-//! `Debug` shows only its address.
+//! Private keys (PROTOCOL.md section 2): Ed25519 signing keys and their
+//! PKCS#8 PEM text. Written in the RFC 8410 form (version 0, no public key
+//! inside: 48 bytes of DER, body `MC4CAQAw…`), which OpenSSL, Python
+//! `cryptography`, Go and Java all read; read in that form and in the RFC
+//! 5958 v2 form (version 1, public key inside) that earlier versions wrote.
+//!
+//! A key never appears in a log: [`PersonaKey`]'s `Debug` shows only its
+//! address. Files (mode 0600, permission checks) are the binary's business.
 
 use crate::address::Address;
+use crate::codec::b64;
 use crate::public_key::PublicKeyPem;
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::DecodePrivateKey;
 use ed25519_dalek::{Signer, SigningKey};
+use std::fmt;
 
 /// An Ed25519 public key, re-exported so services need not name the crate.
 pub use ed25519_dalek::VerifyingKey;
-use std::fmt;
-use std::io::Write;
-use std::path::Path;
+
+/// DER of an RFC 8410 `OneAsymmetricKey` v1 for Ed25519, up to the 32-byte
+/// seed: SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING {
+/// OCTET STRING (32 bytes) } }.
+const RFC8410_PREFIX: [u8; 16] =
+    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 
 /// An Ed25519 key pair with its public key text.
 #[derive(Clone)]
 pub struct PersonaKey {
     signing: SigningKey,
     public: PublicKeyPem,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum KeyFileError {
-    #[error("key file {path} already exists; refusing to overwrite it")]
-    Exists { path: String },
-    #[error("cannot read key file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("cannot write key file {path}: {source}")]
-    Write { path: String, source: std::io::Error },
-    #[error("key file {path} is not a PKCS#8 Ed25519 private key")]
-    NotEd25519 { path: String },
 }
 
 impl PersonaKey {
@@ -47,52 +44,17 @@ impl PersonaKey {
         Self { signing, public }
     }
 
+    /// Reads a `PRIVATE KEY` PEM in either PKCS#8 form; `None` for anything
+    /// that is not an Ed25519 private key.
     pub fn from_pkcs8_pem(text: &str) -> Option<Self> {
         SigningKey::from_pkcs8_pem(text).ok().map(Self::from_signing)
     }
 
+    /// The RFC 8410 form: one base64 line of 48 bytes of DER, LF line ends.
     pub fn to_pkcs8_pem(&self) -> String {
-        self.signing.to_pkcs8_pem(LineEnding::LF).expect("an Ed25519 key always encodes as PKCS#8").to_string()
-    }
-
-    pub fn load(path: &Path) -> Result<Self, KeyFileError> {
-        let shown = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|source| KeyFileError::Read { path: shown.clone(), source })?;
-        Self::from_pkcs8_pem(&text).ok_or(KeyFileError::NotEd25519 { path: shown })
-    }
-
-    /// Writes a new key file with mode 0600; never replaces an existing file.
-    pub fn save_new(&self, path: &Path) -> Result<(), KeyFileError> {
-        let shown = path.display().to_string();
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => KeyFileError::Exists { path: shown.clone() },
-            _ => KeyFileError::Write { path: shown.clone(), source },
-        })?;
-        file.write_all(self.to_pkcs8_pem().as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|source| KeyFileError::Write { path: shown, source })
-    }
-
-    /// Loads the key at `path`, or creates it there (mode 0600) if absent.
-    pub fn load_or_create(path: &Path) -> Result<(Self, bool), KeyFileError> {
-        if path.exists() {
-            return Ok((Self::load(path)?, false));
-        }
-        let key = Self::generate();
-        match key.save_new(path) {
-            Ok(()) => Ok((key, true)),
-            // Another process created it first: use theirs.
-            Err(KeyFileError::Exists { .. }) => Ok((Self::load(path)?, false)),
-            Err(e) => Err(e),
-        }
+        let mut der = RFC8410_PREFIX.to_vec();
+        der.extend_from_slice(self.signing.as_bytes());
+        format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", b64(der))
     }
 
     pub fn sign(&self, bytes: &[u8]) -> [u8; 64] {
@@ -117,5 +79,37 @@ impl PersonaKey {
 impl fmt::Debug for PersonaKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PersonaKey({})", self.address())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+
+    #[test]
+    fn keys_are_written_in_the_rfc_8410_form_of_48_bytes() {
+        let key = PersonaKey::from_seed([7; 32]);
+        let pem = key.to_pkcs8_pem();
+        let body = pem.lines().nth(1).unwrap();
+        assert!(body.starts_with("MC4CAQAw"), "{pem}");
+        assert_eq!(crate::codec::unb64(body).unwrap().len(), 48);
+        assert_eq!(PersonaKey::from_pkcs8_pem(&pem).unwrap().address(), key.address());
+    }
+
+    #[test]
+    fn keys_in_the_rfc_5958_v2_form_are_still_read() {
+        let signing = SigningKey::from_bytes(&[9; 32]);
+        let v2 = signing.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+        let body: String = v2.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(crate::codec::unb64(&body).unwrap().len() > 48, "dalek writes the v2 form with the public key");
+        assert_eq!(PersonaKey::from_pkcs8_pem(&v2).unwrap().address(), PersonaKey::from_seed([9; 32]).address());
+    }
+
+    #[test]
+    fn a_public_key_pem_is_not_a_private_key() {
+        let key = PersonaKey::from_seed([3; 32]);
+        assert!(PersonaKey::from_pkcs8_pem(key.public().as_str()).is_none());
     }
 }

@@ -1,7 +1,7 @@
 //! Stored records of PROTOCOL.md section 9: what the writer stores and the
 //! reader serves, whichever backend holds them.
 
-use crate::content::{BodyMap, MessageContent, BODY_REGISTRATION};
+use crate::content::{BodyMap, MessageContent, Registration, BODY_REGISTRATION};
 use crate::envelope::{AclRule, Envelope, ObjectEntry};
 use crate::message_type::MessageType;
 use crate::time::Micros;
@@ -19,6 +19,28 @@ pub struct PersonaRecord {
     pub registration_hash: Option<String>,
     pub invite_hash: Option<String>,
     pub inviter: Option<String>,
+}
+
+impl PersonaRecord {
+    /// The persona a registration creates (section 6): its key, nickname and
+    /// invitation, accepted by message `registration_hash` at `created_at`;
+    /// `inviter` is the address that sent the invitation.
+    pub fn from_registration(
+        registration: &Registration,
+        registration_hash: &str,
+        inviter: Option<String>,
+        created_at: Micros,
+    ) -> Self {
+        Self {
+            address: registration.public_key.address().to_string(),
+            pubkey: registration.public_key.as_str().to_owned(),
+            nickname: registration.nickname.clone(),
+            created_at: created_at.to_rfc3339(),
+            registration_hash: Some(registration_hash.to_owned()),
+            invite_hash: Some(registration.invite_msg_id.clone()),
+            inviter,
+        }
+    }
 }
 
 /// A row of table `message`.
@@ -42,11 +64,16 @@ pub struct MessageRecord {
     pub created_at: String,
     /// The exact `messageSign` as received, so readers can re-verify.
     pub message_sign: String,
+    /// The node's acceptance receipt `R` (section 8); `None` for records
+    /// stored before receipts existed.
+    #[serde(default)]
+    pub receipt: Option<String>,
 }
 
 impl MessageRecord {
     /// The record of an accepted envelope; `signature` and `timestamp` are the
     /// two parts of its `messageSign` (already verified by the authorizer).
+    #[allow(clippy::too_many_arguments)]
     pub fn from_envelope(
         envelope: &Envelope,
         sender_pubkey: &str,
@@ -54,6 +81,7 @@ impl MessageRecord {
         signature: &str,
         timestamp: &str,
         created_at: Micros,
+        receipt: &str,
     ) -> Self {
         Self {
             persona_sender: envelope.sender.clone(),
@@ -70,6 +98,7 @@ impl MessageRecord {
             message: envelope.message.clone(),
             created_at: created_at.to_rfc3339(),
             message_sign: envelope.message_sign.clone(),
+            receipt: Some(receipt.to_owned()),
         }
     }
 

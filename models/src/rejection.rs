@@ -135,9 +135,10 @@ impl Rejection {
         Self::new(RejectionCode::BadQuery, error)
     }
 
-    /// A backend needed for the decision is down; the cause goes to the log only.
-    pub fn unavailable(cause: &dyn std::error::Error) -> Self {
-        tracing::warn!(error = %cause, "backend unavailable");
+    /// A backend needed for the decision is down. The sentence is the same
+    /// whatever the cause: the cause belongs in the caller's log, not in the
+    /// answer to a client.
+    pub fn unavailable() -> Self {
         Self::new(RejectionCode::Unavailable, "a backend is unavailable; retry later")
     }
 }

@@ -51,6 +51,13 @@ impl TimestampedSignature {
         Self { text: b64(to_msgpack(&wire)), signature_b64: wire.signature, signature, timestamp_text: wire.timestamp }
     }
 
+    /// Rebuilds `S` from its two stored parts (the `signature` and
+    /// `timestamp` columns of section 9), e.g. for rows stored without the
+    /// `message_sign` column.
+    pub fn from_parts(signature_b64: &str, timestamp: &str) -> String {
+        b64(to_msgpack(&Wire { signature: signature_b64.to_owned(), timestamp: timestamp.to_owned() }))
+    }
+
     /// Decodes the outer structure; the inner `T` is decoded by [`Self::timestamp`].
     pub fn parse(text: &str) -> Result<Self, SignatureError> {
         let bytes = unb64(text).map_err(|_| SignatureError::Malformed)?;

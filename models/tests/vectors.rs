@@ -256,3 +256,20 @@ fn assertion_vector_is_rebuilt_with_its_queue_payload_and_columns() {
     )
     .unwrap();
 }
+
+#[test]
+fn the_acceptance_receipt_is_byte_exact_and_verifies_against_the_node_key() {
+    let p = load("protocol.json");
+    let v = &p["assertion"]["receipt"];
+    let node = key(&p, "node");
+    let hash = pm_models::MessageHash::parse(s(&p["assertion"]["envelope"]["messageHash"])).unwrap();
+    let accepted = Micros::parse_rfc3339(s(&v["created_at"])).unwrap();
+    assert_eq!(accepted.to_timestamp_string(), s(&v["accepted_ts"]));
+    let receipt = pm_models::receipt::issue(&node, &hash, accepted);
+    assert_eq!(receipt, s(&v["R"]), "R is rebuilt byte for byte");
+    let t = SignedTimestamp::issue(&node, accepted);
+    assert_eq!(t.as_str(), s(&v["T"]));
+    assert_eq!(pm_models::timestamped_signature::signed_payload(hash.as_str(), t.as_str()), unhex(&v["payload_hex"]));
+    pm_models::receipt::verify_at(s(&v["R"]), &hash, accepted, node.public().verifying_key()).unwrap();
+    assert!(pm_models::receipt::verify(s(&v["R"]), &hash, key(&p, "genesis").public().verifying_key()).is_err());
+}

@@ -13,15 +13,16 @@
 //! - bad input never panics and never yields a 5xx.
 
 use crate::errors::{error_codes, label_uncoded_errors, rejection_response};
+use crate::limits;
 use crate::schema::{GatewaySchema, Services};
 use crate::GatewaySettings;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
-use actix_web::{dev, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Request, Response, Variables};
-use futures::StreamExt;
+use pm_http::body::{read_body, BodyError};
 use pm_models::{Rejection, RejectionCode};
 use serde::Deserialize;
 use tracing::Instrument;
@@ -32,11 +33,6 @@ pub(crate) struct GatewayState {
     pub(crate) services: Services,
     pub(crate) settings: GatewaySettings,
 }
-
-/// How far past the limit an oversized body is still read (and dropped), so
-/// that a client still writing it sees our 413 rather than a reset
-/// connection. Beyond this the connection is simply closed.
-const DRAIN_FACTOR: usize = 4;
 
 // ---------------------------------------------------------------- /teleferic
 
@@ -72,19 +68,18 @@ pub(crate) async fn graphql_post(
 ) -> HttpResponse {
     let span = request_span(&request);
     async move {
-        let limit = state.settings.max_request_bytes;
-        let body = match read_body(&request, payload, limit).await {
+        let body = match read_body(&request, payload, &state.settings.limits).await {
             Ok(body) => body,
-            Err(BodyError::TooLarge) => {
-                tracing::info!(limit, "request body too large");
-                let rejection =
-                    Rejection::new(RejectionCode::PayloadTooLarge, format!("request body exceeds {limit} bytes"));
+            Err(error @ BodyError::TooLarge(_)) => {
+                tracing::info!(limit = state.settings.limits.max_request_bytes, "request body too large");
+                let rejection = Rejection::new(RejectionCode::PayloadTooLarge, error.to_string());
                 return HttpResponse::build(StatusCode::PAYLOAD_TOO_LARGE)
                     .insert_header(header::ContentType::json())
                     .body(response_json(&rejection_response(&rejection)));
             }
-            Err(BodyError::Unreadable(error)) => {
-                return graphql_reply(malformed(format!("request body is unreadable: {error}")))
+            Err(error) => {
+                tracing::info!(%error, "request body not read");
+                return graphql_reply(malformed(error.to_string()));
             }
         };
         tracing::Span::current().record("bytes", body.len());
@@ -108,10 +103,17 @@ fn request_span(request: &HttpRequest) -> tracing::Span {
 }
 
 /// Runs a request through the schema and labels uncoded errors.
-async fn execute(state: &GatewayState, request: Request) -> HttpResponse {
+async fn execute(state: &GatewayState, mut request: Request) -> HttpResponse {
     if let Some(name) = &request.operation_name {
         tracing::Span::current().record("operation", name.as_str());
     }
+    // A document that does not parse is reported by the schema run itself.
+    if let Ok(document) = request.parsed_query() {
+        if let Err(rejection) = limits::check(document) {
+            return graphql_reply(rejection_response(&rejection));
+        }
+    }
+    let request = request.data(crate::schema::persona_loader(&state.services));
     let mut response = state.schema.execute(request).await;
     label_uncoded_errors(&mut response);
     graphql_reply(response)
@@ -172,47 +174,6 @@ fn refuse_mutation(request: &Request) -> Result<(), Rejection> {
 }
 
 // ---------------------------------------------------------------- bodies
-
-enum BodyError {
-    TooLarge,
-    Unreadable(String),
-}
-
-/// Reads the (decompressed) body, never holding more than `limit` bytes.
-async fn read_body(request: &HttpRequest, payload: web::Payload, limit: usize) -> Result<Vec<u8>, BodyError> {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|length| length.to_str().ok())
-        .and_then(|length| length.parse::<usize>().ok());
-    let mut stream = dev::Decompress::from_headers(payload, request.headers());
-    if declared.is_some_and(|length| length > limit) {
-        drain(&mut stream, limit).await;
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| BodyError::Unreadable(error.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            drain(&mut stream, limit).await;
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// Reads and drops what the client is still sending, up to a bound.
-async fn drain(stream: &mut dev::Decompress<web::Payload>, limit: usize) {
-    let bound = limit.saturating_mul(DRAIN_FACTOR);
-    let mut dropped = 0usize;
-    while let Some(Ok(chunk)) = stream.next().await {
-        dropped += chunk.len();
-        if dropped > bound {
-            break;
-        }
-    }
-}
 
 /// Parameters sent as text: a URL query string or a form-encoded body.
 #[derive(Deserialize)]
@@ -305,11 +266,6 @@ fn build_request(
 }
 
 // ---------------------------------------------------------------- health
-
-/// `GET /healthz`: the process is up.
-pub(crate) async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
-}
 
 /// `GET /readyz`: the authorizer and the reader are both ready.
 pub(crate) async fn readyz(state: web::Data<GatewayState>) -> HttpResponse {

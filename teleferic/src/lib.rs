@@ -12,10 +12,12 @@
 
 mod errors;
 mod http;
+mod limits;
 mod scalars;
 mod schema;
 
 use actix_web::{web, App, HttpServer};
+use pm_http::BodyLimits;
 use pm_models::api::{AuthorizerApi, ReaderApi};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -24,25 +26,14 @@ pub use errors::{graphql_error, CODE_EXTENSION};
 pub use schema::GatewaySchema;
 
 /// Settings of the gateway.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GatewaySettings {
-    /// A request body is not read past this many bytes (section 5).
-    pub max_request_bytes: usize,
+    /// How much of a request body is read, and for how long (section 5).
+    pub limits: BodyLimits,
     /// The URL browsers reach the GraphQL endpoint at, when it differs from
     /// this server's `/teleferic` (behind a proxy); GraphiQL sends its
     /// queries there. `None`: the relative `/teleferic`.
     pub public_url: Option<String>,
-}
-
-impl GatewaySettings {
-    /// 4 MiB, section 5's default.
-    pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
-}
-
-impl Default for GatewaySettings {
-    fn default() -> Self {
-        Self { max_request_bytes: Self::DEFAULT_MAX_REQUEST_BYTES, public_url: None }
-    }
 }
 
 /// The gateway: its schema and the services behind it, ready to serve.
@@ -63,16 +54,17 @@ impl Gateway {
         self.state.schema.sdl()
     }
 
-    /// Mounts the gateway's routes (`/teleferic`, `/healthz`, `/readyz`) on an
+    /// Mounts the gateway's routes (`/teleferic` and `/teleferic/`, `/healthz`, `/readyz`) on an
     /// actix-web app, for a caller that builds its own `App`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        // The original clients post to `/teleferic/`, with the slash (section 10).
         cfg.app_data(self.state.clone())
             .service(
-                web::resource("/teleferic")
+                web::resource(["/teleferic", "/teleferic/"])
                     .route(web::get().to(http::graphql_get))
                     .route(web::post().to(http::graphql_post)),
             )
-            .route("/healthz", web::get().to(http::healthz))
+            .route("/healthz", web::get().to(pm_http::responses::healthz))
             .route("/readyz", web::get().to(http::readyz));
     }
 

@@ -13,12 +13,18 @@
 
 use crate::errors::{graphql_error, null_on_rejection};
 use crate::scalars::{Address, AesEncryptedBlob, AesKey, Date, HmacSha256, PublicKey, Sha256, Sign};
+use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, Enum, InputObject, Object, Result, Schema, SimpleObject};
-use pm_models::api::{AcceptedEnvelope, AuthorizerApi, MessageQuery, PageRequest, PersonaQuery, ReaderApi};
-use pm_models::codec::{b64, to_msgpack};
+use pm_models::api::{
+    parse_address, parse_day, parse_hash, parse_message_hash, parse_public_key, AcceptedEnvelope, AuthorizerApi,
+    MessageQuery, PageRequest, PersonaQuery, ReaderApi, MAX_PERSONAS_PER_CALL,
+};
+use pm_models::codec::b64;
 use pm_models::envelope::{self, Envelope, ObjectEntry};
 use pm_models::records::{MessageRecord, PersonaRecord};
+use pm_models::timestamped_signature::TimestampedSignature;
 use pm_models::{PublicKeyPem, Rejection};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The schema the gateway serves.
@@ -27,15 +33,52 @@ pub type GatewaySchema = Schema<Query, Mutation, EmptySubscription>;
 /// Deepest selection accepted. The introspection query GraphiQL sends is
 /// about a dozen levels deep; no legitimate query of this schema is deeper.
 const MAX_DEPTH: usize = 16;
-/// Highest query complexity accepted (one point per field), which leaves
-/// room for introspection and bounds what one request can make us resolve.
-const MAX_COMPLEXITY: usize = 2_000;
+/// Highest cost accepted for one request. A field costs 1; a listing costs
+/// its `limit` times its selection, an envelope's `ACL` 8 and `objects` 4
+/// times theirs, and every alias counts again, so the cost follows what the
+/// request makes the node read and write out. One page of 1,000 envelopes
+/// with every field (about 100,000) passes; 200 aliases of such a page do not.
+pub(crate) const MAX_COMPLEXITY: usize = 250_000;
+/// Expected readers per envelope in the cost (a message may have up to 256).
+const ACL_WEIGHT: usize = 8;
+/// Expected objects per envelope in the cost (a message may have up to 64).
+const OBJECTS_WEIGHT: usize = 4;
+
+/// The cost of a listing: `limit` items (default 100, at most 1,000) of
+/// `child` each. An out-of-range limit is refused later, with BAD_QUERY.
+fn listing_cost(limit: Option<i32>, child: usize) -> usize {
+    let items = limit.map_or(PageRequest::DEFAULT_LIMIT, |l| (l.clamp(1, PageRequest::MAX_LIMIT as i32)) as usize);
+    items.saturating_mul(child).saturating_add(1)
+}
 
 /// The services behind the gateway, shared by every resolver.
 #[derive(Clone)]
 pub(crate) struct Services {
     pub(crate) authorizer: Arc<dyn AuthorizerApi>,
     pub(crate) reader: Arc<dyn ReaderApi>,
+}
+
+/// Batches the persona lookups of one request (every `sender` and ACL
+/// `reader` of a page) into one reader call per batch, each address once.
+pub(crate) struct PersonaLoader(pub(crate) Arc<dyn ReaderApi>);
+
+impl Loader<pm_models::Address> for PersonaLoader {
+    type Value = PersonaRecord;
+    type Error = Rejection;
+
+    async fn load(&self, keys: &[pm_models::Address]) -> Result<HashMap<pm_models::Address, PersonaRecord>, Rejection> {
+        let mut found = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(MAX_PERSONAS_PER_CALL) {
+            let records = self.0.personas(chunk).await?;
+            found.extend(chunk.iter().cloned().zip(records).filter_map(|(address, record)| Some((address, record?))));
+        }
+        Ok(found)
+    }
+}
+
+/// The persona loader of one request (see [`PersonaLoader`]).
+pub(crate) fn persona_loader(services: &Services) -> DataLoader<PersonaLoader> {
+    DataLoader::new(PersonaLoader(services.reader.clone()), tokio::spawn)
 }
 
 pub(crate) fn build_schema(services: Services) -> GatewaySchema {
@@ -50,10 +93,23 @@ fn services<'a>(ctx: &Context<'a>) -> &'a Services {
     ctx.data_unchecked::<Services>()
 }
 
-/// Resolves a persona by address; `None` when no persona has it.
-async fn persona_by_address(ctx: &Context<'_>, address: &str) -> Result<Option<Persona>, Rejection> {
-    let found = services(ctx).reader.persona(PersonaQuery::Address(address.to_owned())).await?;
+/// Resolves a persona by address through the request's loader; `None`
+/// when no persona has it.
+async fn persona_by_address(ctx: &Context<'_>, address: &pm_models::Address) -> Result<Option<Persona>, Rejection> {
+    let found = match ctx.data_opt::<DataLoader<PersonaLoader>>() {
+        Some(loader) => loader.load_one(address.clone()).await?,
+        None => services(ctx).reader.persona(PersonaQuery::Address(address.clone())).await?,
+    };
     Ok(found.map(Persona::from))
+}
+
+/// Resolves a persona by an address read from a stored record; a stored
+/// text that is no address (a row from elsewhere) has no persona.
+async fn persona_by_stored_address(ctx: &Context<'_>, address: &str) -> Result<Option<Persona>, Rejection> {
+    match pm_models::Address::parse(address) {
+        Ok(address) => persona_by_address(ctx, &address).await,
+        Err(_) => Ok(None),
+    }
 }
 
 // ---------------------------------------------------------------- enums
@@ -120,6 +176,33 @@ impl Teleferic {
         let issued = services(ctx).authorizer.signed_timestamp().await;
         null_on_rejection(ctx, issued.map(|timestamp| Some(Sign(timestamp))))
     }
+
+    /// What this gateway is: the software's name, its version and the
+    /// commit it was built from (when known).
+    async fn version(&self) -> Option<Version> {
+        Some(Version::of_this_build())
+    }
+}
+
+/// The software serving the gateway.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Version {
+    /// The crate's name.
+    name: String,
+    /// Its version.
+    code: String,
+    /// The commit it was built from; `null` when built outside a git checkout.
+    build_number: Option<String>,
+}
+
+impl Version {
+    fn of_this_build() -> Self {
+        Self {
+            name: env!("CARGO_PKG_NAME").to_owned(),
+            code: env!("CARGO_PKG_VERSION").to_owned(),
+            build_number: option_env!("PM_BUILD_COMMIT").filter(|c| !c.is_empty()).map(str::to_owned),
+        }
+    }
 }
 
 /// One reader of a private message and the message key encrypted for them;
@@ -132,7 +215,7 @@ pub struct AclRule {
 #[Object(name = "ACLRule")]
 impl AclRule {
     async fn reader(&self, ctx: &Context<'_>) -> Option<Persona> {
-        null_on_rejection(ctx, persona_by_address(ctx, &self.reader).await)
+        null_on_rejection(ctx, persona_by_stored_address(ctx, &self.reader).await)
     }
 
     async fn key(&self) -> Option<AesKey> {
@@ -187,6 +270,7 @@ pub struct MessageEnvelope {
     envelope: Envelope,
     sender: SenderSource,
     created_at: Option<String>,
+    receipt: Option<String>,
 }
 
 impl MessageEnvelope {
@@ -195,7 +279,7 @@ impl MessageEnvelope {
         if envelope.message_sign.is_empty() {
             // Rows written by the earlier deployment have no `message_sign`
             // column; its two parts are stored separately (section 9).
-            envelope.message_sign = rebuild_message_sign(&record.signature, &record.timestamp);
+            envelope.message_sign = TimestampedSignature::from_parts(&record.signature, &record.timestamp);
         }
         Self {
             envelope,
@@ -205,6 +289,7 @@ impl MessageEnvelope {
                 nickname: record.persona_nickname,
             },
             created_at: non_empty(record.created_at),
+            receipt: record.receipt.filter(|r| !r.is_empty()),
         }
     }
 
@@ -213,18 +298,9 @@ impl MessageEnvelope {
             envelope: accepted.envelope,
             sender: SenderSource::Known(accepted.sender),
             created_at: non_empty(accepted.created_at),
+            receipt: non_empty(accepted.receipt),
         }
     }
-}
-
-/// `S = base64(msgpack({"signature", "timestamp"}))` of section 4.
-fn rebuild_message_sign(signature: &str, timestamp: &str) -> String {
-    #[derive(serde::Serialize)]
-    struct Wire<'a> {
-        signature: &'a str,
-        timestamp: &'a str,
-    }
-    b64(to_msgpack(&Wire { signature, timestamp }))
 }
 
 #[Object]
@@ -238,7 +314,7 @@ impl MessageEnvelope {
         match &self.sender {
             SenderSource::Known(record) => Persona::from(record.clone()),
             SenderSource::Stored { address, pubkey, nickname } => {
-                let found = persona_by_address(ctx, address).await.unwrap_or_else(|rejection| {
+                let found = persona_by_stored_address(ctx, address).await.unwrap_or_else(|rejection| {
                     tracing::warn!(
                         code = rejection.code.as_str(),
                         error = %rejection.error,
@@ -276,7 +352,7 @@ impl MessageEnvelope {
         Sha256(self.envelope.body_hash.clone())
     }
 
-    #[graphql(name = "ACL")]
+    #[graphql(name = "ACL", complexity = "ACL_WEIGHT * child_complexity + 1")]
     async fn acl(&self) -> Option<Vec<Option<AclRule>>> {
         Some(
             self.envelope
@@ -287,6 +363,7 @@ impl MessageEnvelope {
         )
     }
 
+    #[graphql(complexity = "OBJECTS_WEIGHT * child_complexity + 1")]
     async fn objects(&self) -> Option<Vec<Option<ObjectOutput>>> {
         Some(self.envelope.objects.iter().cloned().map(|entry| Some(ObjectOutput::from(entry))).collect())
     }
@@ -297,6 +374,13 @@ impl MessageEnvelope {
 
     async fn created_at(&self) -> Option<String> {
         self.created_at.clone()
+    }
+
+    /// The node's acceptance receipt `R` (section 8): its signature over
+    /// `messageHash` at the acceptance instant; `null` only for records
+    /// stored before receipts existed.
+    async fn receipt(&self) -> Option<Sign> {
+        self.receipt.clone().map(Sign)
     }
 }
 
@@ -418,24 +502,27 @@ impl Query {
         pubkey: Option<PublicKey>,
         nickname: Option<String>,
     ) -> Option<Persona> {
-        let query = match (address, pubkey, nickname) {
-            (Some(address), None, None) => PersonaQuery::Address(address.0),
-            (None, Some(pubkey), None) => PersonaQuery::PublicKey(pubkey.0),
-            (None, None, Some(nickname)) => PersonaQuery::Nickname(nickname),
-            _ => {
-                let refusal = Rejection::bad_query("persona takes exactly one of address, pubkey or nickname");
-                return null_on_rejection(ctx, Err(refusal));
-            }
+        let found = async {
+            let query = match (address, pubkey, nickname) {
+                (Some(address), None, None) => PersonaQuery::Address(parse_address("address", &address.0)?),
+                (None, Some(pubkey), None) => PersonaQuery::PublicKey(parse_public_key("pubkey", &pubkey.0)?),
+                (None, None, Some(nickname)) => PersonaQuery::Nickname(nickname),
+                _ => return Err(Rejection::bad_query("persona takes exactly one of address, pubkey or nickname")),
+            };
+            services(ctx).reader.persona(query).await
         };
-        let found = services(ctx).reader.persona(query).await;
-        null_on_rejection(ctx, found.map(|found| found.map(Persona::from)))
+        null_on_rejection(ctx, found.await.map(|found| found.map(Persona::from)))
     }
 
     async fn message_by_hash(&self, ctx: &Context<'_>, message_hash: Sha256) -> Option<MessageEnvelope> {
-        let found = services(ctx).reader.message(&message_hash.0).await;
-        null_on_rejection(ctx, found.map(|found| found.map(MessageEnvelope::from_record)))
+        let found = async {
+            let hash = parse_message_hash("messageHash", &message_hash.0)?;
+            services(ctx).reader.message(&hash).await
+        };
+        null_on_rejection(ctx, found.await.map(|found| found.map(MessageEnvelope::from_record)))
     }
 
+    #[graphql(complexity = "listing_cost(limit, child_complexity)")]
     async fn message_by_sender(
         &self,
         ctx: &Context<'_>,
@@ -443,9 +530,11 @@ impl Query {
         limit: Option<i32>,
         after: Option<String>,
     ) -> Result<Vec<MessageEnvelope>> {
-        list_messages(ctx, MessageQuery::Sender(sender.0), limit, after).await
+        let sender = parse_address("sender", &sender.0).map_err(graphql_error)?;
+        list_messages(ctx, MessageQuery::Sender(sender), limit, after).await
     }
 
+    #[graphql(complexity = "listing_cost(limit, child_complexity)")]
     async fn message_by_reader(
         &self,
         ctx: &Context<'_>,
@@ -453,9 +542,11 @@ impl Query {
         limit: Option<i32>,
         after: Option<String>,
     ) -> Result<Vec<MessageEnvelope>> {
-        list_messages(ctx, MessageQuery::Reader(reader.0), limit, after).await
+        let reader = parse_address("reader", &reader.0).map_err(graphql_error)?;
+        list_messages(ctx, MessageQuery::Reader(reader), limit, after).await
     }
 
+    #[graphql(complexity = "listing_cost(limit, child_complexity)")]
     async fn message_by_date(
         &self,
         ctx: &Context<'_>,
@@ -463,12 +554,16 @@ impl Query {
         limit: Option<i32>,
         after: Option<String>,
     ) -> Result<Vec<MessageEnvelope>> {
-        list_messages(ctx, MessageQuery::Date(date.0), limit, after).await
+        let day = parse_day("date", &date.0).map_err(graphql_error)?;
+        list_messages(ctx, MessageQuery::Date(day), limit, after).await
     }
 
     async fn object_by_hash(&self, ctx: &Context<'_>, object_hash: Sha256) -> Option<ObjectOutput> {
-        let found = services(ctx).reader.object(&object_hash.0).await;
-        null_on_rejection(ctx, found.map(|found| found.map(ObjectOutput::from)))
+        let found = async {
+            let hash = parse_hash("objectHash", &object_hash.0)?;
+            services(ctx).reader.object(&hash).await
+        };
+        null_on_rejection(ctx, found.await.map(|found| found.map(ObjectOutput::from)))
     }
 }
 
@@ -478,7 +573,7 @@ async fn list_messages(
     limit: Option<i32>,
     after: Option<String>,
 ) -> Result<Vec<MessageEnvelope>> {
-    let page = PageRequest { limit: limit.map(i64::from), after };
+    let page = PageRequest::parse(limit.map(i64::from), after.as_deref()).map_err(graphql_error)?;
     let records = services(ctx).reader.messages(query, page).await.map_err(graphql_error)?;
     Ok(records.into_iter().map(MessageEnvelope::from_record).collect())
 }
@@ -492,14 +587,14 @@ impl Mutation {
     async fn send_message(&self, ctx: &Context<'_>, envelope: MessageEnvelopeInput) -> Option<MessageEnvelope> {
         let sent = async {
             let envelope = Envelope::try_from(envelope)?;
-            let message_hash = envelope.message_hash.clone();
             match services(ctx).authorizer.send_message(envelope).await {
                 Ok(accepted) => {
-                    tracing::info!(%message_hash, "envelope accepted");
+                    // Accepted: the hash is a checked value now, safe to log.
+                    tracing::info!(message_hash = %accepted.envelope.message_hash, "envelope accepted");
                     Ok(Some(MessageEnvelope::from_accepted(accepted)))
                 }
                 Err(rejection) => {
-                    tracing::info!(%message_hash, code = rejection.code.as_str(), "envelope refused");
+                    tracing::info!(code = rejection.code.as_str(), "envelope refused");
                     Err(rejection)
                 }
             }

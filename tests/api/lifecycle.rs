@@ -37,13 +37,13 @@ async fn keygen_writes_a_private_key_file_and_prints_its_address() {
     let path = dir.path().join("someone.key");
     let output = common::pm().arg("keygen").arg("--out").arg(&path).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let key = PersonaKey::load(&path).expect("keygen writes a PKCS#8 Ed25519 PEM");
+    let key = pm::key_file::load(&path).expect("keygen writes a PKCS#8 Ed25519 PEM");
     assert_eq!(mode(&path), 0o600);
     let printed = String::from_utf8(output.stdout).unwrap();
     assert!(printed.contains(key.address().as_str()), "keygen prints the address: {printed:?}");
     let again = common::pm().arg("keygen").arg("--out").arg(&path).output().unwrap();
     assert!(!again.status.success(), "keygen refuses to overwrite a key file");
-    assert_eq!(PersonaKey::load(&path).unwrap().address(), key.address(), "the first key is kept");
+    assert_eq!(pm::key_file::load(&path).unwrap().address(), key.address(), "the first key is kept");
 }
 
 #[tokio::test]
@@ -51,7 +51,7 @@ async fn pubkey_prints_the_public_half_whose_address_is_the_keys() {
     let dir = tempfile::tempdir().unwrap();
     let key = PersonaKey::generate();
     let key_path = dir.path().join("someone.key");
-    key.save_new(&key_path).unwrap();
+    pm::key_file::save_new(&key, &key_path).unwrap();
     let output = common::pm().arg("pubkey").arg("--key").arg(&key_path).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let printed = String::from_utf8(output.stdout).unwrap();
@@ -68,7 +68,7 @@ async fn a_second_bootstrap_changes_nothing_and_a_restart_after_sigterm_keeps_al
     let genesis_path = dir.path().join("genesis.key");
     let output = common::pm().arg("keygen").arg("--out").arg(&genesis_path).output().unwrap();
     assert!(output.status.success());
-    let genesis = PersonaKey::load(&genesis_path).unwrap();
+    let genesis = pm::key_file::load(&genesis_path).unwrap();
     let data_dir = data_dir_of(&dir);
 
     bootstrap(&data_dir, &genesis_path, GENESIS_NICKNAME);
@@ -81,7 +81,7 @@ async fn a_second_bootstrap_changes_nothing_and_a_restart_after_sigterm_keeps_al
     let mut node = TestNode::start(dir, genesis).await;
     let healthz = node.http.get(format!("{}/healthz", node.server.base)).send().await.unwrap();
     assert_eq!(healthz.status(), 200);
-    assert_eq!(node.server.node_address, PersonaKey::load(&node_key_path).unwrap().address().to_string());
+    assert_eq!(node.server.node_address, pm::key_file::load(&node_key_path).unwrap().address().to_string());
 
     let kim = node.register_new("Kim").await;
     let t = node.timestamp().await;

@@ -219,14 +219,14 @@ pub struct TestNode {
 
 /// The tables, indices and queues of one distributed deployment.
 struct Teardown {
-    hbase: pm_models::seams::hbase::HBaseSettings,
-    elasticsearch: pm_models::seams::elasticsearch::ElasticSettings,
-    rabbitmq: pm_models::seams::rabbitmq::RabbitMqSettings,
+    hbase: pm_backends::settings::HBaseSettings,
+    elasticsearch: pm_backends::settings::ElasticSettings,
+    rabbitmq: pm_backends::settings::RabbitMqSettings,
 }
 
 impl Teardown {
     async fn run(self) {
-        use pm_models::seams::{elasticsearch::ElasticIndex, hbase::HBaseStore, rabbitmq::RabbitMqQueue};
+        use pm_backends::{elasticsearch::ElasticIndex, hbase::HBaseStore, rabbitmq::RabbitMqQueue};
         let results = [
             match HBaseStore::connect(self.hbase).await {
                 Ok(store) => store.drop_tables().await,
@@ -287,7 +287,7 @@ pub async fn spawn_node() -> TestNode {
 
 /// The servers a distributed deployment needs, as `(name, address)`.
 fn distributed_services() -> [(&'static str, String); 3] {
-    use pm_models::seams::services::address;
+    use pm_backends::testsuite::address;
     [
         ("rabbitmq", address("PM_TEST_RABBITMQ", "127.0.0.1:5672")),
         ("hbase-thrift", address("PM_TEST_HBASE", "127.0.0.1:9090")),
@@ -302,7 +302,7 @@ fn distributed_services() -> [(&'static str, String); 3] {
 /// are unreachable and `PM_REQUIRE_SERVICES` is not set (then it fails).
 pub async fn spawn_deployment() -> Option<TestNode> {
     for (name, address) in distributed_services() {
-        if !pm_models::seams::services::require(name, &address) {
+        if !pm_backends::testsuite::require(name, &address) {
             eprintln!("running this test on the embedded backend instead");
             return None;
         }
@@ -310,8 +310,8 @@ pub async fn spawn_deployment() -> Option<TestNode> {
     let dir = tempfile::tempdir().expect("a temporary directory can be created");
     let genesis = PersonaKey::generate();
     let genesis_path = dir.path().join("genesis.key");
-    genesis.save_new(&genesis_path).expect("the genesis key can be written");
-    let prefix = pm_models::seams::services::unique_prefix("e2e").to_lowercase();
+    pm::key_file::save_new(&genesis, &genesis_path).expect("the genesis key can be written");
+    let prefix = pm_backends::testsuite::unique_prefix("e2e").to_lowercase();
     let service = |name: &str| distributed_services().into_iter().find(|(n, _)| *n == name).expect("listed").1;
     let (hbase_host, hbase_port) =
         service("hbase-thrift").rsplit_once(':').map(|(h, p)| (h.to_owned(), p.to_owned())).expect("host:port");
@@ -368,23 +368,22 @@ pub async fn spawn_deployment() -> Option<TestNode> {
     let mut server = gateways.remove(0);
     // The gateway role does not hold the node key; bootstrap wrote it here.
     server.node_address =
-        PersonaKey::load(&data_dir.join("node.key")).expect("bootstrap wrote the node key").address().to_string();
+        pm::key_file::load(&data_dir.join("node.key")).expect("bootstrap wrote the node key").address().to_string();
     let teardown = Teardown {
-        hbase: pm_models::seams::hbase::HBaseSettings {
+        hbase: pm_backends::settings::HBaseSettings {
             host: env_value(&env, "PM_HBASE__HOST"),
             port: env_value(&env, "PM_HBASE__PORT").parse().expect("a port"),
             table_prefix: prefix.clone(),
             ..Default::default()
         },
-        elasticsearch: pm_models::seams::elasticsearch::ElasticSettings {
+        elasticsearch: pm_backends::settings::ElasticSettings {
             url: env_value(&env, "PM_ELASTICSEARCH__URL"),
             index_prefix: prefix.clone(),
             ..Default::default()
         },
-        rabbitmq: pm_models::seams::rabbitmq::RabbitMqSettings {
-            url: env_value(&env, "PM_RABBITMQ__URL"),
+        rabbitmq: pm_backends::settings::RabbitMqSettings {
             prefix: prefix.clone(),
-            ..Default::default()
+            ..pm_backends::settings::RabbitMqSettings::with_url(env_value(&env, "PM_RABBITMQ__URL"))
         },
     };
     Some(TestNode::assemble(dir, genesis, server, http, gateways, roles, Some(teardown)).await)
@@ -414,7 +413,7 @@ pub async fn spawn_embedded_node() -> TestNode {
     let dir = tempfile::tempdir().expect("a temporary directory can be created");
     let genesis = PersonaKey::generate();
     let genesis_path = dir.path().join("genesis.key");
-    genesis.save_new(&genesis_path).expect("the genesis key can be written");
+    pm::key_file::save_new(&genesis, &genesis_path).expect("the genesis key can be written");
     bootstrap(&data_dir_of(&dir), &genesis_path, GENESIS_NICKNAME);
     TestNode::start(dir, genesis).await
 }
@@ -499,7 +498,7 @@ impl TestNode {
 
     /// The node key as `pm bootstrap` wrote it (DIR/node.key).
     pub fn node_key(&self) -> PersonaKey {
-        PersonaKey::load(&self.data_dir().join("node.key")).expect("DIR/node.key is the node's PKCS#8 key")
+        pm::key_file::load(&self.data_dir().join("node.key")).expect("DIR/node.key is the node's PKCS#8 key")
     }
 
     /// Posts a GraphQL request; returns the whole response. Section 7: every

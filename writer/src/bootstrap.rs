@@ -3,9 +3,9 @@
 //! no invitation precedes. Their key and nickname are claimed like any
 //! registration's, so nobody can register them again. Idempotent.
 
+use pm_backends::{BackendError, ClaimKey, ClaimOutcome, ClaimStore, RecordBatch, RecordStore, SearchIndex};
 use pm_models::content::nickname_key;
 use pm_models::records::PersonaRecord;
-use pm_models::seams::{BackendError, ClaimKey, ClaimOutcome, ClaimStore, RecordStore, SearchIndex};
 use pm_models::time::Micros;
 use pm_models::PublicKeyPem;
 
@@ -34,19 +34,19 @@ pub async fn ensure_persona(
     nickname: &str,
     now: Micros,
 ) -> Result<BootstrapOutcome, BootstrapError> {
-    let address = key.address().to_string();
+    let address = key.address();
     let by = format!("bootstrap:{address}");
     let keys = [ClaimKey::Key(address.clone()), ClaimKey::Nickname(nickname_key(nickname))];
     if let Some(existing) = store.persona(&address).await? {
         if existing.nickname != nickname {
             return Err(BootstrapError::DifferentNickname {
-                address,
+                address: address.to_string(),
                 stored: existing.nickname,
                 requested: nickname.to_owned(),
             });
         }
-        // A run interrupted between store and index is completed here.
-        index.index_persona(&existing).await?;
+        // Indexing again is harmless, and completes any interrupted run.
+        index.index(&RecordBatch { personas: vec![existing.clone()], messages: vec![] }).await?;
         return Ok(BootstrapOutcome::AlreadyPresent(existing));
     }
     if let ClaimOutcome::Conflict(key) = claims.claim(&keys, &by).await? {
@@ -58,7 +58,7 @@ pub async fn ensure_persona(
         }
     }
     let record = PersonaRecord {
-        address,
+        address: address.to_string(),
         pubkey: key.as_str().to_owned(),
         nickname: nickname.to_owned(),
         created_at: now.to_rfc3339(),
@@ -66,7 +66,9 @@ pub async fn ensure_persona(
         invite_hash: None,
         inviter: None,
     };
-    store.put_persona(&record).await?;
-    index.index_persona(&record).await?;
+    // Indexed, then stored: the store write makes it readable (as the writer does).
+    let batch = RecordBatch { personas: vec![record.clone()], messages: vec![] };
+    index.index(&batch).await?;
+    store.put(&batch).await?;
     Ok(BootstrapOutcome::Created(record))
 }

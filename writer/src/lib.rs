@@ -1,59 +1,87 @@
 //! The writer: moves accepted envelopes from the queue into storage.
 //!
 //! Rules it keeps (PROTOCOL.md sections 8 and 9):
+//! - only what the authorizer accepted is stored: a delivery whose
+//!   acceptance receipt `R` does not verify against the node key, for its
+//!   hash and acceptance instant, is dead-lettered, whoever put it on the
+//!   queue;
 //! - a delivery is acknowledged only after its records are durably in both
 //!   the record store and the search index;
 //! - every write is idempotent (row key = address or `messageHash`, listing
 //!   keys include `created_at`, which is the acceptance time carried by the
 //!   queued message), so a redelivery rewrites the same records;
-//! - a transient backend failure is retried with backoff, then the delivery
-//!   is requeued; a payload that can never be written is dead-lettered with
-//!   the reason;
-//! - up to `concurrency` deliveries are written at once: queued envelopes
-//!   never depend on each other (the authorizer accepts only envelopes whose
-//!   sender and invitation are already stored), and each is settled alone;
+//! - deliveries are written in batches (up to `batch_size`, one bulk write
+//!   each) with up to `concurrency` batches in flight: queued envelopes never
+//!   depend on each other (the authorizer accepts only envelopes whose sender
+//!   and invitation are already stored);
+//! - a transient backend failure is retried with backoff (the one
+//!   [`RetryPolicy`]), then the batch is requeued; a payload that can never
+//!   be written is dead-lettered with the reason, alone;
 //! - on shutdown it stops taking deliveries and settles those in flight.
 //!
 //! It also writes the personas `pm bootstrap` creates ([`bootstrap`]).
 
 pub mod bootstrap;
+pub mod http;
 mod plan;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use pm_models::seams::{BackendError, Consumer, Delivery, Queue, RecordStore, RecordWriter};
+use pm_backends::retry::{RetryPolicy, Retryable};
+use pm_backends::{BackendError, Consumer, Delivery, Queue, RecordBatch, RecordStore, RecordWriter};
+use pm_models::keys::VerifyingKey;
+use pm_models::receipt;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use plan::{plan, PlanError, WritePlan};
+pub use plan::{plan, plan_batch, WritePlan};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The writer's settings (the `[writer]` section), with their defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WriterSettings {
-    /// Attempts at writing one delivery before it is requeued.
+    /// Attempts at writing one batch before it is requeued.
     pub max_attempts: u32,
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    /// Deliveries written at once.
+    /// The wait after a first failure; it doubles up to `max_backoff_ms`.
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Deliveries written together, at most.
+    pub batch_size: usize,
+    /// Batches written at once, at most.
     pub concurrency: usize,
 }
 
 impl Default for WriterSettings {
     fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-            concurrency: 32,
-        }
+        Self { max_attempts: 5, initial_backoff_ms: 100, max_backoff_ms: 5_000, batch_size: 256, concurrency: 4 }
+    }
+}
+
+impl WriterSettings {
+    /// How one batch's write is retried before it is requeued.
+    pub fn write_retry(&self) -> RetryPolicy {
+        RetryPolicy::doubling(
+            Some(self.max_attempts.max(1)),
+            Duration::from_millis(self.initial_backoff_ms),
+            Duration::from_millis(self.max_backoff_ms),
+        )
+    }
+
+    /// How a lost subscription is taken up again: for as long as it takes.
+    pub fn resubscribe(&self) -> RetryPolicy {
+        RetryPolicy { max_attempts: None, ..self.write_retry() }
     }
 }
 
 #[derive(Clone)]
 pub struct Writer {
-    /// Read for the sender and invitation a record refers to.
+    /// Read for the senders and invitations the records refer to.
     store: Arc<dyn RecordStore>,
     records: Arc<dyn RecordWriter>,
     queue: Arc<dyn Queue>,
+    /// The node's public key, which signs every acceptance receipt.
+    node: VerifyingKey,
     settings: WriterSettings,
 }
 
@@ -63,30 +91,15 @@ enum Stop {
     SubscriptionLost,
 }
 
-/// What became of one delivery's write.
-#[derive(Debug, PartialEq, Eq)]
-enum Outcome {
+/// What becomes of the deliveries of one batch.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Settlement {
     /// Durably in the store and the index: acknowledge.
-    Written,
-    /// Transient failures outlasted the retries: hand it out again.
-    Retry,
-    /// It can never be written: dead-letter it with the reason.
-    Unwritable(String),
-}
-
-async fn settle(consumer: &mut dyn Consumer, delivery: &Delivery, outcome: Outcome) {
-    let result = match &outcome {
-        Outcome::Written => consumer.ack(delivery.tag).await,
-        Outcome::Retry => consumer.requeue(delivery.tag).await,
-        Outcome::Unwritable(reason) => {
-            tracing::error!(hash = %delivery.message.message_id, %reason, "payload can never be written; dead-lettering");
-            consumer.dead_letter(delivery.tag, reason).await
-        }
-    };
-    if let Err(error) = result {
-        // The delivery stays unsettled and comes back; writes are idempotent.
-        tracing::warn!(%error, hash = %delivery.message.message_id, ?outcome, "could not settle delivery");
-    }
+    written: Vec<u64>,
+    /// Transient failures outlasted the retries: hand them out again.
+    retry: Vec<u64>,
+    /// They can never be written: dead-letter each with its reason.
+    unwritable: Vec<(u64, String)>,
 }
 
 impl Writer {
@@ -94,30 +107,38 @@ impl Writer {
         store: Arc<dyn RecordStore>,
         records: Arc<dyn RecordWriter>,
         queue: Arc<dyn Queue>,
+        node: VerifyingKey,
         settings: WriterSettings,
     ) -> Self {
-        Self { store, records, queue, settings }
+        Self { store, records, queue, node, settings }
+    }
+
+    /// The store, the index and the queue are all reachable.
+    pub async fn ready(&self) -> Result<(), BackendError> {
+        self.store.ping().await?;
+        self.records.ping().await?;
+        self.queue.ping().await
     }
 
     /// Consumes until `shutdown` resolves, then settles what is in flight and
     /// returns. A lost subscription is taken up again with backoff.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut backoff = self.settings.initial_backoff;
+        let mut backoff = self.settings.resubscribe().backoff();
         loop {
             let mut consumer = tokio::select! {
                 _ = &mut shutdown => return,
                 consumer = self.queue.consume() => match consumer {
                     Ok(consumer) => consumer,
                     Err(error) => {
-                        tracing::warn!(%error, "cannot subscribe to the queue; retrying");
-                        tokio::select! { _ = &mut shutdown => return, _ = tokio::time::sleep(backoff) => {} }
-                        backoff = (backoff * 2).min(self.settings.max_backoff);
+                        let wait = backoff.failed().unwrap_or_default();
+                        tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot subscribe to the queue; retrying");
+                        tokio::select! { _ = &mut shutdown => return, _ = tokio::time::sleep(wait) => {} }
                         continue;
                     }
                 },
             };
-            backoff = self.settings.initial_backoff;
+            backoff.succeeded();
             match self.consume(consumer.as_mut(), &mut shutdown).await {
                 Stop::Shutdown => return,
                 Stop::SubscriptionLost => continue,
@@ -125,9 +146,9 @@ impl Writer {
         }
     }
 
-    /// Takes deliveries while fewer than `concurrency` are being written and
-    /// settles each as its write ends. Settling happens here, one at a time,
-    /// because the consumer is not shared.
+    /// Takes batches while fewer than `concurrency` are being written and
+    /// settles each as its write ends. Settling happens here, one batch at a
+    /// time, because the consumer is not shared.
     async fn consume(&self, consumer: &mut dyn Consumer, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> Stop {
         let mut in_flight = FuturesUnordered::new();
         let mut stop = None;
@@ -135,16 +156,14 @@ impl Writer {
             let room = stop.is_none() && in_flight.len() < self.settings.concurrency.max(1);
             tokio::select! {
                 _ = &mut *shutdown, if stop.is_none() => stop = Some(Stop::Shutdown),
-                delivery = consumer.next(), if room => match delivery {
-                    Ok(delivery) => in_flight.push(self.write_with_retries(delivery)),
+                batch = consumer.next_batch(self.settings.batch_size.max(1)), if room => match batch {
+                    Ok(batch) => in_flight.push(self.write_batch(batch)),
                     Err(error) => {
                         tracing::warn!(%error, "queue subscription lost; subscribing again");
                         stop = Some(Stop::SubscriptionLost);
                     }
                 },
-                Some((delivery, outcome)) = in_flight.next() => {
-                    settle(consumer, &delivery, outcome).await;
-                }
+                Some(settlement) = in_flight.next() => settle(consumer, settlement).await,
             }
             if let (Some(_), true) = (&stop, in_flight.is_empty()) {
                 return stop.expect("checked above");
@@ -152,42 +171,379 @@ impl Writer {
         }
     }
 
-    /// Writes a delivery, retrying transient failures with backoff.
-    #[tracing::instrument(skip_all, fields(hash = %delivery.message.message_id, tag = delivery.tag))]
-    async fn write_with_retries(&self, delivery: Delivery) -> (Delivery, Outcome) {
-        let mut backoff = self.settings.initial_backoff;
-        let mut attempt = 1;
-        let outcome = loop {
-            match self.write(&delivery).await {
-                Ok(()) => break Outcome::Written,
-                Err(PlanError::Permanent(reason)) => break Outcome::Unwritable(reason),
-                Err(PlanError::Transient(error)) if attempt < self.settings.max_attempts => {
-                    tracing::warn!(%error, attempt, "write failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.settings.max_backoff);
-                    attempt += 1;
-                }
-                Err(PlanError::Transient(error)) => {
-                    tracing::error!(%error, attempt, "write failed; requeueing");
-                    break Outcome::Retry;
-                }
+    /// Checks the receipts of a batch and writes what they prove accepted.
+    #[tracing::instrument(skip_all, fields(deliveries = batch.len()))]
+    async fn write_batch(&self, batch: Vec<Delivery>) -> Settlement {
+        let mut settlement = Settlement::default();
+        let mut accepted = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            let message = &delivery.message;
+            match receipt::verify_at(&message.receipt, &message.message_id, message.accepted_at, &self.node) {
+                Ok(()) => accepted.push(delivery),
+                Err(error) => settlement.unwritable.push((delivery.tag, format!("acceptance receipt: {error}"))),
             }
-        };
-        (delivery, outcome)
+        }
+        self.write_accepted(&accepted, &mut settlement).await;
+        settlement
     }
 
-    /// Writes the records of one delivery (see [`RecordWriter`] for the order).
-    async fn write(&self, delivery: &Delivery) -> Result<(), PlanError> {
-        let plan = plan(self.store.as_ref(), &delivery.message).await?;
-        self.records.write_records(plan.persona.as_ref(), &plan.message).await.map_err(PlanError::from)
+    /// Plans and writes `deliveries` together, retrying transient failures.
+    /// A batch that fails permanently is written again one by one, so that
+    /// only the delivery at fault is dead-lettered.
+    async fn write_accepted(&self, deliveries: &[Delivery], settlement: &mut Settlement) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let messages: Vec<_> = deliveries.iter().map(|d| &d.message).collect();
+        let written = self
+            .settings
+            .write_retry()
+            .retry("write", || async {
+                let plans = plan_batch(self.store.as_ref(), &messages).await?;
+                let mut records = RecordBatch::default();
+                for plan in plans.iter().flatten() {
+                    records.personas.extend(plan.persona.clone());
+                    records.messages.push(plan.message.clone());
+                }
+                self.records.write(&records).await?;
+                Ok::<_, BackendError>(plans)
+            })
+            .await;
+        match written {
+            Ok(plans) => {
+                for (delivery, plan) in deliveries.iter().zip(plans) {
+                    match plan {
+                        Ok(_) => settlement.written.push(delivery.tag),
+                        Err(reason) => settlement.unwritable.push((delivery.tag, reason)),
+                    }
+                }
+            }
+            Err(error) if error.is_transient() => {
+                tracing::error!(%error, "write failed after every attempt; requeueing the batch");
+                settlement.retry.extend(deliveries.iter().map(|d| d.tag));
+            }
+            Err(error) if deliveries.len() > 1 => {
+                tracing::warn!(%error, "a batch cannot be written; writing its deliveries one by one");
+                for delivery in deliveries {
+                    Box::pin(self.write_accepted(std::slice::from_ref(delivery), settlement)).await;
+                }
+            }
+            Err(error) => settlement.unwritable.push((deliveries[0].tag, error.to_string())),
+        }
     }
 }
 
-impl From<BackendError> for PlanError {
-    fn from(error: BackendError) -> Self {
-        match error {
-            BackendError::Unavailable(_) => Self::Transient(error),
-            BackendError::Corrupt(reason) => Self::Permanent(reason),
+async fn settle(consumer: &mut dyn Consumer, settlement: Settlement) {
+    if !settlement.written.is_empty() {
+        if let Err(error) = consumer.ack(&settlement.written).await {
+            // The deliveries stay unsettled and come back; writes are idempotent.
+            tracing::warn!(%error, count = settlement.written.len(), "could not acknowledge written deliveries");
         }
+    }
+    for tag in settlement.retry {
+        if let Err(error) = consumer.requeue(tag).await {
+            tracing::warn!(%error, tag, "could not requeue a delivery");
+        }
+    }
+    for (tag, reason) in settlement.unwritable {
+        tracing::error!(tag, %reason, "payload can never be written; dead-lettering");
+        if let Err(error) = consumer.dead_letter(tag, &reason).await {
+            tracing::warn!(%error, tag, "could not dead-letter a delivery");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The writer's rules over in-memory stand-ins for the seams, with a
+    //! paused clock, so retries and backoff take no real time.
+
+    use super::*;
+    use async_trait::async_trait;
+    use pm_backends::QueuedMessage;
+    use pm_models::client::{acl_rule_for, private_envelope, random_bytes, ContentParts};
+    use pm_models::keys::PersonaKey;
+    use pm_models::records::{MessageRecord, PersonaRecord};
+    use pm_models::signed_timestamp::SignedTimestamp;
+    use pm_models::time::Micros;
+    use pm_models::{Address, MessageHash, MessageType};
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Mutex;
+
+    const ACCEPTED: Micros = Micros(1_700_000_000_000_000);
+
+    /// Records held in memory; `put` fails as `failures` says, call by call.
+    #[derive(Default)]
+    struct Memory {
+        personas: Mutex<HashMap<String, PersonaRecord>>,
+        messages: Mutex<HashMap<String, MessageRecord>>,
+        failures: Mutex<VecDeque<BackendError>>,
+        /// A message hash whose write always fails permanently.
+        unwritable: Mutex<Option<String>>,
+        writes: Mutex<usize>,
+    }
+
+    #[async_trait]
+    impl RecordStore for Memory {
+        async fn put(&self, batch: &RecordBatch) -> Result<(), BackendError> {
+            self.write(batch).await
+        }
+        async fn personas(&self, addresses: &[Address]) -> Result<Vec<Option<PersonaRecord>>, BackendError> {
+            let personas = self.personas.lock().unwrap();
+            Ok(addresses.iter().map(|a| personas.get(a.as_str()).cloned()).collect())
+        }
+        async fn messages(&self, hashes: &[MessageHash]) -> Result<Vec<Option<MessageRecord>>, BackendError> {
+            let messages = self.messages.lock().unwrap();
+            Ok(hashes.iter().map(|h| messages.get(h.as_str()).cloned()).collect())
+        }
+        async fn ping(&self) -> Result<(), BackendError> {
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl RecordWriter for Memory {
+        async fn write(&self, batch: &RecordBatch) -> Result<(), BackendError> {
+            *self.writes.lock().unwrap() += 1;
+            if let Some(failure) = self.failures.lock().unwrap().pop_front() {
+                return Err(failure);
+            }
+            if let Some(bad) = self.unwritable.lock().unwrap().as_deref() {
+                if batch.messages.iter().any(|m| m.hash == bad) {
+                    return Err(BackendError::Corrupt(format!("{bad} cannot be indexed")));
+                }
+            }
+            let mut personas = self.personas.lock().unwrap();
+            personas.extend(batch.personas.iter().map(|p| (p.address.clone(), p.clone())));
+            self.messages.lock().unwrap().extend(batch.messages.iter().map(|m| (m.hash.clone(), m.clone())));
+            Ok(())
+        }
+        async fn ping(&self) -> Result<(), BackendError> {
+            Ok(())
+        }
+    }
+
+    /// A queue whose one consumer hands out `waiting` and records settlements.
+    #[derive(Default)]
+    struct Recorder {
+        waiting: Mutex<VecDeque<Delivery>>,
+        acked: Mutex<Vec<u64>>,
+        requeued: Mutex<Vec<u64>>,
+        dead: Mutex<Vec<(u64, String)>>,
+    }
+
+    struct RecorderConsumer(Arc<Recorder>);
+
+    /// The queue side of a shared [`Recorder`].
+    struct RecorderQueue(Arc<Recorder>);
+
+    #[async_trait]
+    impl Queue for RecorderQueue {
+        async fn publish(&self, _: &QueuedMessage) -> Result<(), BackendError> {
+            unreachable!("the writer never publishes")
+        }
+        async fn consume(&self) -> Result<Box<dyn Consumer>, BackendError> {
+            Ok(Box::new(RecorderConsumer(self.0.clone())))
+        }
+        async fn ping(&self) -> Result<(), BackendError> {
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl Consumer for RecorderConsumer {
+        async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, BackendError> {
+            loop {
+                let batch: Vec<Delivery> = {
+                    let mut waiting = self.0.waiting.lock().unwrap();
+                    let take = max.min(waiting.len());
+                    waiting.drain(..take).collect()
+                };
+                if !batch.is_empty() {
+                    return Ok(batch);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        async fn ack(&mut self, tags: &[u64]) -> Result<(), BackendError> {
+            self.0.acked.lock().unwrap().extend_from_slice(tags);
+            Ok(())
+        }
+        async fn requeue(&mut self, tag: u64) -> Result<(), BackendError> {
+            self.0.requeued.lock().unwrap().push(tag);
+            Ok(())
+        }
+        async fn dead_letter(&mut self, tag: u64, reason: &str) -> Result<(), BackendError> {
+            self.0.dead.lock().unwrap().push((tag, reason.to_owned()));
+            Ok(())
+        }
+    }
+
+    struct Fixture {
+        node: PersonaKey,
+        sender: PersonaKey,
+        memory: Arc<Memory>,
+        queue: Arc<Recorder>,
+        writer: Writer,
+    }
+
+    fn fixture() -> Fixture {
+        let (node, sender) = (PersonaKey::from_seed([1; 32]), PersonaKey::from_seed([2; 32]));
+        let memory = Arc::new(Memory::default());
+        memory.personas.lock().unwrap().insert(
+            sender.address().to_string(),
+            PersonaRecord {
+                address: sender.address().to_string(),
+                pubkey: sender.public().as_str().to_owned(),
+                nickname: "sender".into(),
+                created_at: Micros(1).to_rfc3339(),
+                registration_hash: None,
+                invite_hash: None,
+                inviter: None,
+            },
+        );
+        let queue = Arc::new(Recorder::default());
+        let settings =
+            WriterSettings { max_attempts: 4, initial_backoff_ms: 100, max_backoff_ms: 300, ..Default::default() };
+        let writer = Writer::new(
+            memory.clone(),
+            memory.clone(),
+            Arc::new(RecorderQueue(queue.clone())),
+            *node.public().verifying_key(),
+            settings,
+        );
+        Fixture { node, sender, memory, queue, writer }
+    }
+
+    impl Fixture {
+        /// An accepted assertion from the sender, as the authorizer queues it.
+        fn delivery(&self, tag: u64) -> Delivery {
+            let t = SignedTimestamp::issue(&self.node, ACCEPTED);
+            let key: [u8; 32] = random_bytes();
+            let acl = vec![acl_rule_for(self.sender.public().verifying_key(), &key)];
+            let parts = ContentParts::new(0, &format!("note {tag}"));
+            let envelope =
+                private_envelope(&self.sender, MessageType::Assertion, &parts, &key, &random_bytes(), acl, vec![], &t);
+            let hash = MessageHash::parse(&envelope.message_hash).unwrap();
+            let message = QueuedMessage {
+                receipt: receipt::issue(&self.node, &hash, ACCEPTED),
+                message_id: hash,
+                accepted_at: ACCEPTED,
+                payload: envelope.to_queue_payload(),
+            };
+            Delivery { tag, message, redelivered: false }
+        }
+
+        fn stored(&self, delivery: &Delivery) -> bool {
+            self.memory.messages.lock().unwrap().contains_key(delivery.message.message_id.as_str())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_with_valid_receipts_is_written_once_and_acknowledged() {
+        let f = fixture();
+        let batch: Vec<Delivery> = (1..=3).map(|tag| f.delivery(tag)).collect();
+        let settlement = f.writer.write_batch(batch.clone()).await;
+        assert_eq!(settlement, Settlement { written: vec![1, 2, 3], ..Default::default() });
+        assert!(batch.iter().all(|d| f.stored(d)));
+        assert_eq!(*f.memory.writes.lock().unwrap(), 1, "one write for the batch");
+        let stored = f.memory.messages.lock().unwrap()[batch[0].message.message_id.as_str()].clone();
+        assert_eq!(stored.receipt.as_deref(), Some(batch[0].message.receipt.as_str()), "the receipt is stored");
+        assert_eq!(stored.created_at, ACCEPTED.to_rfc3339());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_without_a_valid_receipt_is_dead_lettered_and_never_stored() {
+        let f = fixture();
+        let mut missing = f.delivery(1);
+        missing.message.receipt.clear();
+        let mut forged = f.delivery(2);
+        forged.message.receipt = receipt::issue(&f.sender, &forged.message.message_id, ACCEPTED);
+        let mut other_instant = f.delivery(3);
+        other_instant.message.accepted_at = Micros(ACCEPTED.0 + 1);
+        let mut other_hash = f.delivery(4);
+        other_hash.message.receipt = f.delivery(5).message.receipt;
+        let good = f.delivery(6);
+        let batch = vec![missing.clone(), forged.clone(), other_instant.clone(), other_hash.clone(), good.clone()];
+        let settlement = f.writer.write_batch(batch).await;
+        assert_eq!(settlement.written, [6]);
+        let dead: Vec<u64> = settlement.unwritable.iter().map(|(tag, _)| *tag).collect();
+        assert_eq!(dead, [1, 2, 3, 4]);
+        assert!(settlement.unwritable.iter().all(|(_, reason)| reason.starts_with("acceptance receipt")));
+        assert!(![missing, forged, other_instant, other_hash].iter().any(|d| f.stored(d)));
+        assert!(f.stored(&good));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_retried_with_doubling_waits_then_the_batch_is_requeued() {
+        let f = fixture();
+        let outage = || BackendError::Unavailable("the index is down".into());
+        f.memory.failures.lock().unwrap().extend([outage(), outage(), outage(), outage()]);
+        let started = tokio::time::Instant::now();
+        let settlement = f.writer.write_batch(vec![f.delivery(1), f.delivery(2)]).await;
+        assert_eq!(settlement, Settlement { retry: vec![1, 2], ..Default::default() });
+        assert_eq!(*f.memory.writes.lock().unwrap(), 4, "max_attempts in all");
+        assert_eq!(started.elapsed(), Duration::from_millis(100 + 200 + 300), "waits double up to the maximum");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_succeeds_on_a_retry_is_acknowledged() {
+        let f = fixture();
+        f.memory.failures.lock().unwrap().push_back(BackendError::Unavailable("a blip".into()));
+        let delivery = f.delivery(1);
+        let settlement = f.writer.write_batch(vec![delivery.clone()]).await;
+        assert_eq!(settlement.written, [1]);
+        assert!(f.stored(&delivery));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_that_fails_permanently_is_written_one_by_one_and_only_the_culprit_is_dead_lettered() {
+        let f = fixture();
+        let batch: Vec<Delivery> = (1..=3).map(|tag| f.delivery(tag)).collect();
+        *f.memory.unwritable.lock().unwrap() = Some(batch[1].message.message_id.to_string());
+        let settlement = f.writer.write_batch(batch.clone()).await;
+        assert_eq!(settlement.written, [1, 3]);
+        assert_eq!(settlement.unwritable.len(), 1);
+        assert_eq!(settlement.unwritable[0].0, 2);
+        assert!(f.stored(&batch[0]) && !f.stored(&batch[1]) && f.stored(&batch[2]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_payload_that_is_no_envelope_is_dead_lettered_with_the_reason() {
+        let f = fixture();
+        let mut garbage = f.delivery(1);
+        garbage.message.payload = b"not msgpack".to_vec();
+        let settlement = f.writer.write_batch(vec![garbage, f.delivery(2)]).await;
+        assert_eq!(settlement.written, [2]);
+        assert_eq!(settlement.unwritable, [(1, "payload is not a msgpack envelope".to_owned())]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_writer_settles_what_it_consumed_then_stops_on_shutdown() {
+        let f = fixture();
+        let mut bad = f.delivery(3);
+        bad.message.receipt.clear();
+        f.queue.waiting.lock().unwrap().extend([f.delivery(1), f.delivery(2), bad]);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let writer = f.writer.clone();
+        let running = tokio::spawn(async move {
+            writer
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while f.queue.acked.lock().unwrap().len() + f.queue.dead.lock().unwrap().len() < 3 {
+            assert!(tokio::time::Instant::now() < deadline, "the writer settles within a minute");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(60), running).await.expect("the writer stops").unwrap();
+        let mut acked = f.queue.acked.lock().unwrap().clone();
+        acked.sort();
+        assert_eq!(acked, [1, 2]);
+        assert_eq!(f.queue.dead.lock().unwrap().iter().map(|(tag, _)| *tag).collect::<Vec<_>>(), [3]);
+        assert!(f.queue.requeued.lock().unwrap().is_empty());
     }
 }

@@ -5,7 +5,7 @@ use pm_models::api::{AcceptedEnvelope, AuthorizerApi, MessageQuery, PageRequest,
 use pm_models::envelope::{AclRule, Container, Envelope, ObjectEntry};
 use pm_models::keys::PersonaKey;
 use pm_models::records::{MessageRecord, PersonaRecord};
-use pm_models::{PublicKeyPem, Rejection, RejectionCode};
+use pm_models::{Address, Hash32, MessageHash, PublicKeyPem, Rejection, RejectionCode};
 use pm_teleferic::{Gateway, GatewaySettings};
 use serde_json::{json, Value};
 use std::net::TcpListener;
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 pub const SIGNED_TIMESTAMP: &str = "c2lnbmVkLXRpbWVzdGFtcA==";
 pub const ACCEPTED_AT: &str = "2026-11-22T10:00:00.123456Z";
+pub const RECEIPT: &str = "cmVjZWlwdA==";
 
 /// A persona with a real Ed25519 key, derived from `seed`.
 pub fn persona(seed: u8, nickname: &str) -> PersonaRecord {
@@ -65,12 +66,13 @@ pub fn stored_message(label: &str, sender: &PersonaRecord, readers: &[&str], cre
         message: "ZW5jcnlwdGVk".into(),
         created_at: created_at.to_owned(),
         message_sign: format!("bWVzc2FnZS1zaWdu-{label}"),
+        receipt: Some(format!("cmVjZWlwdA-{label}")),
     }
 }
 
 /// The authorizer's double: accepts every envelope unless told to refuse.
 pub struct FakeAuthorizer {
-    pub node_address: String,
+    pub node_address: Address,
     pub refusal: Mutex<Option<Rejection>>,
     pub ready: Mutex<Result<(), Rejection>>,
     /// The sender it reports for accepted envelopes.
@@ -85,14 +87,19 @@ impl AuthorizerApi for FakeAuthorizer {
         if let Some(rejection) = self.refusal.lock().unwrap().clone() {
             return Err(rejection);
         }
-        Ok(AcceptedEnvelope { envelope, sender: self.accepted_sender.clone(), created_at: ACCEPTED_AT.into() })
+        Ok(AcceptedEnvelope {
+            envelope,
+            sender: self.accepted_sender.clone(),
+            created_at: ACCEPTED_AT.into(),
+            receipt: RECEIPT.into(),
+        })
     }
 
     async fn signed_timestamp(&self) -> Result<String, Rejection> {
         Ok(SIGNED_TIMESTAMP.into())
     }
 
-    async fn node_address(&self) -> Result<String, Rejection> {
+    async fn node_address(&self) -> Result<Address, Rejection> {
         Ok(self.node_address.clone())
     }
 
@@ -109,6 +116,8 @@ pub struct FakeReader {
     /// When set, every lookup is refused with it (a backend outage).
     pub outage: Mutex<Option<Rejection>>,
     pub persona_queries: Mutex<Vec<PersonaQuery>>,
+    /// The addresses of each batched `personas` call.
+    pub persona_batches: Mutex<Vec<Vec<Address>>>,
     pub message_queries: Mutex<Vec<(MessageQuery, PageRequest)>>,
 }
 
@@ -118,39 +127,46 @@ impl ReaderApi for FakeReader {
         self.persona_queries.lock().unwrap().push(query.clone());
         self.check_outage()?;
         let found = self.personas.iter().find(|p| match &query {
-            PersonaQuery::Address(address) => &p.address == address,
-            PersonaQuery::PublicKey(key) => PublicKeyPem::parse_wire(key).is_ok_and(|pem| pem.as_str() == p.pubkey),
+            PersonaQuery::Address(address) => p.address == address.as_str(),
+            PersonaQuery::PublicKey(key) => key.as_str() == p.pubkey,
             PersonaQuery::Nickname(nickname) => p.nickname.to_lowercase() == nickname.to_lowercase(),
         });
         Ok(found.cloned())
     }
 
-    async fn message(&self, hash: &str) -> Result<Option<MessageRecord>, Rejection> {
+    async fn personas(&self, addresses: &[Address]) -> Result<Vec<Option<PersonaRecord>>, Rejection> {
+        self.persona_batches.lock().unwrap().push(addresses.to_vec());
         self.check_outage()?;
-        Ok(self.messages.iter().find(|m| m.hash == hash).cloned())
+        Ok(addresses.iter().map(|a| self.personas.iter().find(|p| p.address == a.as_str()).cloned()).collect())
+    }
+
+    async fn message(&self, hash: &MessageHash) -> Result<Option<MessageRecord>, Rejection> {
+        self.check_outage()?;
+        Ok(self.messages.iter().find(|m| m.hash == hash.as_str()).cloned())
     }
 
     async fn messages(&self, query: MessageQuery, page: PageRequest) -> Result<Vec<MessageRecord>, Rejection> {
         self.message_queries.lock().unwrap().push((query.clone(), page.clone()));
-        if page.limit.is_some_and(|limit| !(1..=1000).contains(&limit)) {
-            return Err(Rejection::bad_query("limit must be between 1 and 1000"));
+        if page.after.as_ref().is_some_and(|after| !self.messages.iter().any(|m| m.hash == after.as_str())) {
+            return Err(Rejection::bad_query("after is not a stored message"));
         }
         Ok(self
             .messages
             .iter()
             .filter(|m| match &query {
-                MessageQuery::Sender(sender) => &m.persona_sender == sender,
-                MessageQuery::Reader(reader) => m.acl.iter().any(|r| &r.reader == reader),
-                MessageQuery::Date(day) => m.created_at.starts_with(day.as_str()),
+                MessageQuery::Sender(sender) => m.persona_sender == sender.as_str(),
+                MessageQuery::Reader(reader) => m.acl.iter().any(|r| r.reader == reader.as_str()),
+                MessageQuery::Date(day) => m.created_at.starts_with(&day.to_string()),
                 MessageQuery::ContainerHash(_) => false,
             })
             .cloned()
             .collect())
     }
 
-    async fn object(&self, object_hash: &str) -> Result<Option<ObjectEntry>, Rejection> {
+    async fn object(&self, object_hash: &Hash32) -> Result<Option<ObjectEntry>, Rejection> {
         self.check_outage()?;
-        Ok(self.messages.iter().flat_map(|m| m.objects.iter()).find(|o| o.object_hash == object_hash).cloned())
+        let found = self.messages.iter().flat_map(|m| m.objects.iter()).find(|o| o.object_hash == object_hash.as_str());
+        Ok(found.cloned())
     }
 
     async fn ready(&self) -> Result<(), Rejection> {
@@ -166,6 +182,7 @@ impl FakeReader {
             ready: Mutex::new(Ok(())),
             outage: Mutex::new(None),
             persona_queries: Mutex::new(Vec::new()),
+            persona_batches: Mutex::new(Vec::new()),
             message_queries: Mutex::new(Vec::new()),
         }
     }
@@ -198,8 +215,10 @@ pub async fn spawn_app_with(settings: GatewaySettings) -> TestApp {
     let alice = persona(2, "Alice");
     let bob = persona(3, "Bob");
     let newcomer = persona(4, "Newcomer");
+    // A valid address no persona has.
+    let unknown_reader = persona(9, "Unknown").address;
     let authorizer = Arc::new(FakeAuthorizer {
-        node_address: node.address.clone(),
+        node_address: node.address.parse().expect("a test persona has a valid address"),
         refusal: Mutex::new(None),
         ready: Mutex::new(Ok(())),
         accepted_sender: newcomer,
@@ -208,7 +227,7 @@ pub async fn spawn_app_with(settings: GatewaySettings) -> TestApp {
     let reader = Arc::new(FakeReader::new(
         vec![node.clone(), alice.clone(), bob.clone()],
         vec![
-            stored_message("first", &alice, &[&bob.address, "unknown-reader"], "2026-11-20T08:00:00.000001Z"),
+            stored_message("first", &alice, &[&bob.address, &unknown_reader], "2026-11-20T08:00:00.000001Z"),
             stored_message("second", &bob, &[&alice.address], "2026-11-21T08:00:00.000002Z"),
         ],
     ));

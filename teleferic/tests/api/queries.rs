@@ -13,7 +13,18 @@ const ENVELOPE_FIELDS: &str = "
     messageType messageHash messageSign dossierHash bodyHash
     ACL { reader { address nickname } key }
     objects { objectHash metaHashes container { containerHash containerSign objectContainer } }
-    message createdAt";
+    message createdAt receipt";
+
+#[tokio::test]
+async fn the_version_names_the_crate_its_version_and_build() {
+    let app = spawn_app().await;
+    let body = app.graphql("{ teleferic { version { name code buildNumber } } }", json!({})).await;
+    assert_eq!(body.get("errors"), None, "{body}");
+    let version = &body["data"]["teleferic"]["version"];
+    assert_eq!(version["name"], "pm-teleferic");
+    assert_eq!(version["code"], env!("CARGO_PKG_VERSION"));
+    assert!(version["buildNumber"].is_null() || version["buildNumber"].as_str().is_some_and(|b| !b.is_empty()));
+}
 
 #[tokio::test]
 async fn the_teleferic_query_serves_the_node_persona_and_a_signed_timestamp() {
@@ -71,8 +82,8 @@ async fn a_pubkey_is_always_written_as_base64_of_the_pem_text() {
     assert!(!written.contains("BEGIN"), "never the bare PEM text");
     assert_eq!(
         app.reader.persona_queries.lock().unwrap()[0],
-        PersonaQuery::PublicKey(app.alice.pubkey.clone()),
-        "the argument reaches the reader as sent"
+        PersonaQuery::PublicKey(pm_models::PublicKeyPem::parse_exact(&app.alice.pubkey).unwrap()),
+        "the argument reaches the reader as the key it names"
     );
 }
 
@@ -107,13 +118,14 @@ async fn a_stored_message_is_served_with_its_exact_sign_and_resolved_personas() 
     assert_eq!(envelope["messageType"], "ASSERTION");
     assert_eq!(envelope["messageHash"], stored.hash.as_str());
     assert_eq!(envelope["messageSign"], stored.message_sign.as_str());
+    assert_eq!(envelope["receipt"], stored.receipt.as_deref().unwrap(), "the stored acceptance receipt");
     assert_eq!(envelope["dossierHash"], stored.dossier_hash.as_str());
     assert_eq!(envelope["bodyHash"], stored.body_hash.as_str());
     assert_eq!(
         envelope["ACL"],
         json!([
             { "reader": { "address": app.bob.address, "nickname": "Bob" }, "key": stored.acl[0].key },
-            { "reader": null, "key": "key-for-unknown-reader" },
+            { "reader": null, "key": stored.acl[1].key },
         ])
     );
     let object = &stored.objects[0];
@@ -151,13 +163,19 @@ async fn listings_pass_their_selector_and_page_to_the_reader() {
     let app = spawn_app().await;
     let body = app
         .graphql(
-            "query($s: Address!, $r: Address!) {
-                bySender: messageBySender(sender: $s, limit: 5, after: \"cursor\") { messageHash }
+            "query($s: Address!, $r: Address!, $nobody: Address!, $first: String) {
+                bySender: messageBySender(sender: $s, limit: 5) { messageHash }
                 byReader: messageByReader(reader: $r) { messageHash sender { nickname } }
                 byDate: messageByDate(date: \"2026-11-21\") { messageHash }
-                none: messageBySender(sender: \"nobody\") { messageHash }
+                none: messageBySender(sender: $nobody) { messageHash }
+                after: messageBySender(sender: $s, limit: 5, after: $first) { messageHash }
             }",
-            json!({ "s": app.alice.address, "r": app.alice.address }),
+            json!({
+                "s": app.alice.address,
+                "r": app.alice.address,
+                "nobody": persona(99, "Nobody").address,
+                "first": app.reader.messages[0].hash,
+            }),
         )
         .await;
     assert_eq!(body.get("errors"), None, "{body}");
@@ -170,18 +188,34 @@ async fn listings_pass_their_selector_and_page_to_the_reader() {
             "byReader": [{ "messageHash": second, "sender": { "nickname": "Bob" } }],
             "byDate": [{ "messageHash": second }],
             "none": [],
+            "after": [{ "messageHash": first }],
         })
     );
     let queries = app.reader.message_queries.lock().unwrap().clone();
-    assert!(queries.contains(&(
-        MessageQuery::Sender(app.alice.address.clone()),
-        PageRequest { limit: Some(5), after: Some("cursor".into()) }
-    )));
-    assert!(queries.contains(&(MessageQuery::Date("2026-11-21".into()), PageRequest::default())));
+    let alice: pm_models::Address = app.alice.address.parse().unwrap();
+    let first = pm_models::MessageHash::parse(first).unwrap();
+    assert!(queries.contains(&(MessageQuery::Sender(alice.clone()), PageRequest { limit: 5, after: None })));
+    assert!(queries.contains(&(MessageQuery::Sender(alice), PageRequest { limit: 5, after: Some(first) })));
+    let day = pm_models::api::parse_day("date", "2026-11-21").unwrap();
+    assert!(queries.contains(&(MessageQuery::Date(day), PageRequest::default())));
 }
 
 #[tokio::test]
 async fn a_reader_refusal_keeps_its_code() {
+    let app = spawn_app().await;
+    let unknown = pm_models::MessageHash::of_message("never stored");
+    let body = app
+        .graphql(
+            "query($s: Address!, $a: String) { messageBySender(sender: $s, after: $a) { messageHash } }",
+            json!({ "s": app.alice.address, "a": unknown }),
+        )
+        .await;
+    assert_eq!(error_codes(&body), ["BAD_QUERY"]);
+    assert_eq!(body["errors"][0]["message"], "after is not a stored message");
+}
+
+#[tokio::test]
+async fn arguments_that_do_not_parse_are_refused_before_the_reader_is_asked() {
     let app = spawn_app().await;
     let body = app
         .graphql(
@@ -190,7 +224,10 @@ async fn a_reader_refusal_keeps_its_code() {
         )
         .await;
     assert_eq!(error_codes(&body), ["BAD_QUERY"]);
-    assert_eq!(body["errors"][0]["message"], "limit must be between 1 and 1000");
+    assert_eq!(body["errors"][0]["message"], "limit 0 is outside 1-1000");
+    let body = app.graphql(r#"{ messageBySender(sender: "nobody") { messageHash } }"#, json!({})).await;
+    assert_eq!(error_codes(&body), ["BAD_QUERY"]);
+    assert!(app.reader.message_queries.lock().unwrap().is_empty(), "the reader was never asked");
 }
 
 #[tokio::test]
@@ -369,7 +406,11 @@ impl ReaderApi for FailingPersonaReader {
         Err(not_ready())
     }
 
-    async fn message(&self, hash: &str) -> Result<Option<MessageRecord>, Rejection> {
+    async fn personas(&self, _: &[pm_models::Address]) -> Result<Vec<Option<PersonaRecord>>, Rejection> {
+        Err(not_ready())
+    }
+
+    async fn message(&self, hash: &pm_models::MessageHash) -> Result<Option<MessageRecord>, Rejection> {
         self.0.message(hash).await
     }
 
@@ -377,11 +418,55 @@ impl ReaderApi for FailingPersonaReader {
         self.0.messages(query, page).await
     }
 
-    async fn object(&self, hash: &str) -> Result<Option<ObjectEntry>, Rejection> {
+    async fn object(&self, hash: &pm_models::Hash32) -> Result<Option<ObjectEntry>, Rejection> {
         self.0.object(hash).await
     }
 
     async fn ready(&self) -> Result<(), Rejection> {
         Ok(())
     }
+}
+
+#[tokio::test]
+async fn a_page_resolves_its_senders_and_readers_in_one_batched_lookup() {
+    let app = spawn_app().await;
+    let body = app
+        .graphql(
+            "query($s: Address!, $r: Address!) {
+                bySender: messageBySender(sender: $s) { sender { nickname } ACL { reader { nickname } } }
+                byReader: messageByReader(reader: $r) { sender { nickname } ACL { reader { nickname } } }
+            }",
+            json!({ "s": app.alice.address, "r": app.alice.address }),
+        )
+        .await;
+    assert_eq!(body.get("errors"), None, "{body}");
+    assert_eq!(body["data"]["bySender"][0]["ACL"][0]["reader"]["nickname"], "Bob");
+    let batches = app.reader.persona_batches.lock().unwrap().clone();
+    assert_eq!(batches.len(), 1, "one reader call for every persona of the request: {batches:?}");
+    let mut asked: Vec<String> = batches[0].iter().map(|a| a.to_string()).collect();
+    let total = asked.len();
+    asked.sort();
+    asked.dedup();
+    assert_eq!(asked.len(), total, "each address is asked once");
+    assert!(app.reader.persona_queries.lock().unwrap().is_empty(), "no lookup one by one");
+}
+
+#[tokio::test]
+async fn the_cost_of_a_request_counts_list_sizes_and_aliases() {
+    let app = spawn_app().await;
+    let page = "messageBySender(sender: $s, limit: 1000) { messageHash ACL { reader { address nickname } } sender { address } }";
+    // One full page is an ordinary request.
+    let body = app.graphql(&format!("query($s: Address!) {{ p: {page} }}"), json!({ "s": app.alice.address })).await;
+    assert_eq!(body.get("errors"), None, "{body}");
+    // Ten aliases of it cost ten pages: refused before anything is read.
+    app.reader.message_queries.lock().unwrap().clear();
+    let ten: String = (0..10).map(|i| format!("p{i}: {page} ")).collect();
+    let body = app.graphql(&format!("query($s: Address!) {{ {ten} }}"), json!({ "s": app.alice.address })).await;
+    assert_eq!(error_codes(&body), ["MALFORMED_ENVELOPE"], "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("complex"), "{body}");
+    // The probe of the issue, 200 aliases of a page, is refused by the alias cap.
+    let probe: String = (0..200).map(|i| format!("p{i}: {page} ")).collect();
+    let body = app.graphql(&format!("query($s: Address!) {{ {probe} }}"), json!({ "s": app.alice.address })).await;
+    assert_eq!(error_codes(&body), ["MALFORMED_ENVELOPE"], "{body}");
+    assert!(app.reader.message_queries.lock().unwrap().is_empty(), "nothing was read for a refused request");
 }

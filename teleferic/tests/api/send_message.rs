@@ -11,7 +11,7 @@ const SEND: &str = "mutation($e: MessageEnvelopeInput!) {
         messageType messageHash messageSign dossierHash bodyHash
         ACL { reader { nickname } key }
         objects { objectHash metaHashes container { containerHash } }
-        message createdAt
+        message createdAt receipt
     }
 }";
 
@@ -52,6 +52,7 @@ async fn an_accepted_registration_returns_the_envelope_with_the_new_persona() {
             "objects": [],
             "message": input["message"],
             "createdAt": ACCEPTED_AT,
+            "receipt": RECEIPT,
         })
     );
     // ACL and objects omitted: the authorizer sees empty lists.

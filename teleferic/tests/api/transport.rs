@@ -154,7 +154,11 @@ async fn a_request_under_the_limit_is_served() {
 
 #[tokio::test]
 async fn a_chunked_body_is_cut_off_at_the_limit() {
-    let app = spawn_app_with(GatewaySettings { max_request_bytes: 1024, ..GatewaySettings::default() }).await;
+    let app = spawn_app_with(GatewaySettings {
+        limits: pm_http::BodyLimits { max_request_bytes: 1024, ..Default::default() },
+        ..GatewaySettings::default()
+    })
+    .await;
     let address = app.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     let head = format!(

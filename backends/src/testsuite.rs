@@ -1,5 +1,5 @@
-//! Reaching real servers from tests: a test that needs RabbitMQ, HBase or
-//! Elasticsearch asks [`require`] first. When the server cannot be reached
+//! For tests that run against real servers (feature `testsuite`): a test
+//! that needs RabbitMQ, HBase or Elasticsearch asks [`require`] first. When the server cannot be reached
 //! the test fails under `PM_REQUIRE_SERVICES=1` (what `scripts/test.sh`
 //! sets) and is skipped, loudly, otherwise.
 

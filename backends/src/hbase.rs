@@ -3,10 +3,11 @@
 //! through the HBase Thrift v1 gateway (buffered transport, binary protocol).
 //!
 //! Guarantees:
-//! - **Idempotent writes.** A record is one `mutateRow` of all its columns
+//! - **Idempotent writes, in bulk.** A record is a row of all its columns
 //!   under its natural row key (address, `messageHash`), written to the WAL;
-//!   `put_*` returns once HBase acknowledged the mutation. Writing the same
-//!   record again stores the same cells. Optional persona columns that are
+//!   a batch is one `mutateRows` per table, and `put` returns once HBase
+//!   acknowledged it. Reads of many rows are one `getRows`. Writing the
+//!   same record again stores the same cells. Optional columns that are
 //!   `None` are left out, and a write never deletes a column: a record
 //!   under a key never changes, so a rewrite is always the same record.
 //! - **Put-if-absent claims.** A claim is a `checkAndPut` on `claim:by`,
@@ -15,7 +16,7 @@
 //!   `claim:by` is absent or empty: `checkAndPut` goes out with an empty
 //!   expected value, and HBase's check for an empty value is its check for
 //!   an absent one (an unset value, `ifNotExists`, also matches an empty
-//!   cell; `tests/hbase_backend.rs` pins both against the live gateway).
+//!   cell; `backends/tests/hbase.rs` pins both against the live gateway).
 //!   Releasing is itself a `checkAndPut` (expected: the holder, new value:
 //!   empty), so a release never drops someone else's claim, and the claim
 //!   table never holds Delete markers, which in HBase mask any later put
@@ -37,12 +38,17 @@
 //! by the same message hash as its own (at worst the same envelope is queued
 //! twice, which the writer stores once).
 
-use super::{BackendError, ClaimKey, ClaimOutcome, ClaimStore, RecordStore};
-use crate::codec::from_msgpack;
-use crate::records::{MessageRecord, PersonaRecord};
+use crate::retry::{RetryPolicy, Retryable};
+use crate::settings::HBaseSettings;
+use crate::{BackendError, ClaimKey, ClaimOutcome, ClaimStore, RecordBatch, RecordStore};
 use async_trait::async_trait;
-use hbase_thrift::hbase::{AlreadyExists, ColumnDescriptor, HbaseSyncClient, IOError, IllegalArgument, Mutation};
+use hbase_thrift::hbase::{
+    AlreadyExists, BatchMutation, ColumnDescriptor, HbaseSyncClient, IOError, IllegalArgument, Mutation,
+};
 use hbase_thrift::hbase::{TCell, THbaseSyncClient};
+use pm_models::codec::from_msgpack;
+use pm_models::records::{MessageRecord, PersonaRecord};
+use pm_models::{Address, MessageHash};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -52,35 +58,14 @@ use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
 use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport};
 use tokio::sync::Semaphore;
 
-/// Where the Thrift v1 gateway is and how the tables are named.
-#[derive(Clone, Debug)]
-pub struct HBaseSettings {
-    pub host: String,
-    pub port: u16,
-    /// Prepended to `persona`, `message` and `claim`; empty in production.
-    pub table_prefix: String,
-    /// Most connections open at once (and calls in flight).
-    pub pool_size: u32,
-    /// Connect, read and write timeout of every call.
-    pub timeout: Duration,
-}
-
-impl Default for HBaseSettings {
-    fn default() -> Self {
-        Self {
-            host: "127.0.0.1".to_owned(),
-            port: 9090,
-            table_prefix: String::new(),
-            pool_size: 8,
-            timeout: Duration::from_secs(5),
-        }
-    }
-}
-
 /// The gateway drops a connection idle for 60 s
 /// (`hbase.thrift.server.socket.read.timeout`); retire ours well before, so
 /// a request never races the server closing the socket under it.
 const MAX_IDLE: Duration = Duration::from_secs(30);
+/// A call whose connection broke is tried once more, at once, on a freshly
+/// dialled connection: a gateway restart costs at most the calls in flight.
+const RECONNECT: RetryPolicy =
+    RetryPolicy { max_attempts: Some(2), initial_delay: Duration::ZERO, max_delay: Duration::ZERO, multiplier: 1 };
 /// Table creation waits for region assignment, which can take longer than
 /// an ordinary call.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -148,6 +133,21 @@ enum Failure {
     Refused(String),
 }
 
+impl Retryable for Failure {
+    /// Only a broken connection is worth another attempt on a new one.
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Broken(_))
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreachable(m) | Self::Broken(m) | Self::Refused(m) => f.write_str(m),
+        }
+    }
+}
+
 impl Failure {
     fn into_backend(self) -> BackendError {
         match self {
@@ -211,7 +211,7 @@ impl Inner {
         let unreachable = |e: io::Error| Failure::Unreachable(format!("hbase thrift gateway {endpoint}: {e}"));
         let addresses: Vec<SocketAddr> =
             (self.settings.host.as_str(), self.settings.port).to_socket_addrs().map_err(unreachable)?.collect();
-        Connection::dial(&addresses, self.settings.timeout).map_err(unreachable)
+        Connection::dial(&addresses, self.settings.timeout()).map_err(unreachable)
     }
 
     /// A pooled connection that is still good, else a new one.
@@ -254,57 +254,77 @@ impl Inner {
         }
     }
 
-    /// Runs `op`, retrying it once on a new connection when its connection
-    /// broke. Only for calls that may be applied twice.
+    /// Runs `op`, trying it once more on a new connection when its
+    /// connection broke. Only for calls that may be applied twice.
     fn call<T>(&self, name: &str, mut op: impl FnMut(&mut Connection) -> thrift::Result<T>) -> Result<T, BackendError> {
-        match self.attempt(false, &mut op) {
-            Err(Failure::Broken(first)) => {
-                tracing::warn!(call = name, error = %first, "hbase connection broke; retrying on a new connection");
-                self.attempt(true, &mut op).map_err(Failure::into_backend)
-            }
-            other => other.map_err(Failure::into_backend),
-        }
+        let mut fresh = false;
+        RECONNECT
+            .retry_blocking(name, || {
+                let attempt = self.attempt(fresh, &mut op);
+                fresh = true;
+                attempt
+            })
+            .map_err(Failure::into_backend)
     }
 
     // ----- records -------------------------------------------------------
 
-    fn put_row(&self, table: &[u8], row: &str, cells: Vec<(String, Vec<u8>)>) -> Result<(), BackendError> {
-        let mutations: Vec<Mutation> =
-            cells.into_iter().map(|(column, value)| put(column.into_bytes(), value)).collect();
-        self.call("mutateRow", |c| {
-            c.client.mutate_row(table.to_vec(), row.as_bytes().to_vec(), mutations.clone(), BTreeMap::new())
-        })
+    /// Writes rows of `table` in one `mutateRows`: `(row key, cells)` each.
+    fn put_rows(&self, table: &[u8], rows: Vec<(String, RowCells)>) -> Result<(), BackendError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batches: Vec<BatchMutation> = rows
+            .into_iter()
+            .map(|(row, cells)| {
+                let mutations = cells.into_iter().map(|(column, value)| put(column.into_bytes(), value)).collect();
+                BatchMutation::new(row.into_bytes(), Some(mutations))
+            })
+            .collect();
+        self.call("mutateRows", |c| c.client.mutate_rows(table.to_vec(), batches.clone(), BTreeMap::new()))
     }
 
-    /// The cells of a row by column name (`family:qualifier`), or `None`.
-    fn get_row(&self, table: &[u8], row: &str) -> Result<Option<Cells>, BackendError> {
-        let rows =
-            self.call("getRow", |c| c.client.get_row(table.to_vec(), row.as_bytes().to_vec(), BTreeMap::new()))?;
-        Ok(rows.into_iter().next().and_then(|r| r.columns).filter(|columns| !columns.is_empty()).map(Cells))
+    /// The cells of each of `rows` by column name (`family:qualifier`), in
+    /// order, in one `getRows`; `None` for a row that does not exist.
+    fn get_rows(&self, table: &[u8], rows: &[String]) -> Result<Vec<Option<Cells>>, BackendError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Vec<u8>> = rows.iter().map(|row| row.as_bytes().to_vec()).collect();
+        let found = self.call("getRows", |c| c.client.get_rows(table.to_vec(), keys.clone(), BTreeMap::new()))?;
+        let by_row: BTreeMap<Vec<u8>, Cells> = found
+            .into_iter()
+            .filter_map(|r| Some((r.row?, r.columns.filter(|columns| !columns.is_empty()).map(Cells)?)))
+            .collect();
+        // A key asked for twice gets its row twice.
+        Ok(keys.iter().map(|key| by_row.get(key).cloned()).collect())
     }
 
     // ----- claims ------------------------------------------------------
 
-    /// The holder of a claim row (`claim:by` when not empty), read on a
-    /// pooled or a new connection.
-    fn claim_holder(&self, fresh: bool, row: &str) -> Result<Option<Vec<u8>>, Failure> {
-        let mut op = |c: &mut Connection| {
+    /// The holder of a claim row (`claim:by` when not empty).
+    fn claim_holder(&self, row: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        let rows = self.call("getRowWithColumns", |c| {
             c.client.get_row_with_columns(
                 self.tables.claim.clone(),
                 row.as_bytes().to_vec(),
                 vec![CLAIM_BY.into()],
                 BTreeMap::new(),
             )
-        };
-        let rows = self.attempt(fresh, &mut op)?;
+        })?;
         let value = rows.into_iter().next().and_then(|r| r.columns).and_then(|mut c| c.remove(CLAIM_BY.as_bytes()));
         Ok(value.and_then(|cell| cell.value).filter(|v| !v.is_empty()))
     }
 
     /// `checkAndPut` of `claim:by`: when it equals `expected` (empty: absent
     /// or empty), it becomes `value`. True when the put was applied.
-    fn swap_claim(&self, fresh: bool, row: &str, expected: &str, value: &str) -> Result<bool, Failure> {
-        let mut op = |c: &mut Connection| {
+    fn swap_claim<'a>(
+        &'a self,
+        row: &'a str,
+        expected: &'a str,
+        value: &'a str,
+    ) -> impl FnMut(&mut Connection) -> thrift::Result<bool> + 'a {
+        move |c: &mut Connection| {
             c.client.check_and_put(
                 self.tables.claim.clone(),
                 row.as_bytes().to_vec(),
@@ -313,19 +333,19 @@ impl Inner {
                 put(CLAIM_BY.into(), value.as_bytes().to_vec()),
                 BTreeMap::new(),
             )
-        };
-        self.attempt(fresh, &mut op)
+        }
     }
 
     /// Takes one claim row for `by`: true when taken, false when held.
     fn take(&self, row: &str, by: &str) -> Result<bool, BackendError> {
-        match self.swap_claim(false, row, "", by) {
+        let mut swap = self.swap_claim(row, "", by);
+        match self.attempt(false, &mut swap) {
             Err(Failure::Broken(first)) => {
                 // The put may have been applied before the connection broke:
                 // look before trying again.
                 tracing::warn!(row, error = %first, "hbase connection broke during a claim; checking its holder");
-                match self.claim_holder(true, row).map_err(Failure::into_backend)? {
-                    None => self.swap_claim(true, row, "", by).map_err(Failure::into_backend),
+                match self.claim_holder(row)? {
+                    None => self.attempt(true, &mut swap).map_err(Failure::into_backend),
                     Some(holder) => Ok(holder == by.as_bytes()),
                 }
             }
@@ -335,13 +355,7 @@ impl Inner {
 
     /// Frees a claim row if `by` holds it.
     fn give_back(&self, row: &str, by: &str) -> Result<(), BackendError> {
-        match self.swap_claim(false, row, by, "") {
-            Err(Failure::Broken(first)) => {
-                tracing::warn!(row, error = %first, "hbase connection broke during a release; retrying on a new connection");
-                self.swap_claim(true, row, by, "").map(drop).map_err(Failure::into_backend)
-            }
-            other => other.map(drop).map_err(Failure::into_backend),
-        }
+        self.call("checkAndPut", self.swap_claim(row, by, "")).map(drop)
     }
 
     fn claim_all(&self, keys: &[ClaimKey], by: &str) -> Result<ClaimOutcome, BackendError> {
@@ -380,9 +394,9 @@ impl Inner {
             [(&self.tables.persona, PERSONA), (&self.tables.message, MESSAGE), (&self.tables.claim, CLAIM)]
         {
             self.call("createTable", |c| {
-                c.socket.set_read_timeout(Some(ADMIN_TIMEOUT.max(self.settings.timeout)))?;
+                c.socket.set_read_timeout(Some(ADMIN_TIMEOUT.max(self.settings.timeout())))?;
                 let created = create_table(&mut c.client, table, family);
-                c.socket.set_read_timeout(Some(self.settings.timeout))?;
+                c.socket.set_read_timeout(Some(self.settings.timeout()))?;
                 created
             })?;
         }
@@ -390,6 +404,7 @@ impl Inner {
     }
 }
 
+#[cfg(any(test, feature = "testsuite"))]
 impl Inner {
     /// Disables and deletes the three tables where they exist.
     fn drop_tables(&self) -> Result<(), BackendError> {
@@ -398,13 +413,13 @@ impl Inner {
                 if !c.client.get_table_names()?.iter().any(|name| name == table) {
                     return Ok(());
                 }
-                c.socket.set_read_timeout(Some(ADMIN_TIMEOUT.max(self.settings.timeout)))?;
+                c.socket.set_read_timeout(Some(ADMIN_TIMEOUT.max(self.settings.timeout())))?;
                 let dropped = c
                     .client
                     .is_table_enabled(table.to_vec())
                     .and_then(|enabled| if enabled { c.client.disable_table(table.to_vec()) } else { Ok(()) })
                     .and_then(|()| c.client.delete_table(table.to_vec()));
-                c.socket.set_read_timeout(Some(self.settings.timeout))?;
+                c.socket.set_read_timeout(Some(self.settings.timeout()))?;
                 dropped
             })?;
         }
@@ -445,6 +460,7 @@ fn put(column: Vec<u8>, value: Vec<u8>) -> Mutation {
 }
 
 /// The cells of one row, by column name.
+#[derive(Clone)]
 struct Cells(BTreeMap<Vec<u8>, TCell>);
 
 impl Cells {
@@ -470,12 +486,15 @@ impl Cells {
     }
 }
 
+/// The cells of a row to write: `(family:qualifier, value)` each.
+type RowCells = Vec<(String, Vec<u8>)>;
+
 fn cell(family: &str, qualifier: &str, value: impl Into<Vec<u8>>) -> (String, Vec<u8>) {
     (format!("{family}:{qualifier}"), value.into())
 }
 
 /// The columns of a persona row; optional columns are left out when `None`.
-fn persona_cells(persona: &PersonaRecord) -> Vec<(String, Vec<u8>)> {
+fn persona_cells(persona: &PersonaRecord) -> RowCells {
     let mut cells = vec![
         cell(PERSONA, "address", persona.address.as_str()),
         cell(PERSONA, "pubkey", persona.pubkey.as_str()),
@@ -506,8 +525,8 @@ fn persona_from(cells: &Cells) -> Result<PersonaRecord, BackendError> {
     })
 }
 
-fn message_cells(message: &MessageRecord) -> Vec<(String, Vec<u8>)> {
-    vec![
+fn message_cells(message: &MessageRecord) -> RowCells {
+    let mut cells = vec![
         cell(MESSAGE, "persona_sender", message.persona_sender.as_str()),
         cell(MESSAGE, "persona_pubkey", message.persona_pubkey.as_str()),
         cell(MESSAGE, "persona_nickname", message.persona_nickname.as_str()),
@@ -522,7 +541,11 @@ fn message_cells(message: &MessageRecord) -> Vec<(String, Vec<u8>)> {
         cell(MESSAGE, "message", message.message.as_str()),
         cell(MESSAGE, "created_at", message.created_at.as_str()),
         cell(MESSAGE, "message_sign", message.message_sign.as_str()),
-    ]
+    ];
+    if let Some(receipt) = &message.receipt {
+        cells.push(cell(MESSAGE, "receipt", receipt.as_str()));
+    }
+    cells
 }
 
 fn message_from(cells: &Cells) -> Result<MessageRecord, BackendError> {
@@ -546,6 +569,7 @@ fn message_from(cells: &Cells) -> Result<MessageRecord, BackendError> {
         message: cells.required("message:message")?,
         created_at: cells.required("message:created_at")?,
         message_sign: cells.required("message:message_sign")?,
+        receipt: cells.optional("message:receipt")?,
     })
 }
 
@@ -585,6 +609,7 @@ impl HBaseStore {
 
     /// Deletes the three tables and everything in them: for tests and for
     /// tearing down a deployment, never called by a role.
+    #[cfg(any(test, feature = "testsuite"))]
     pub async fn drop_tables(&self) -> Result<(), BackendError> {
         self.blocking(|inner| inner.drop_tables()).await
     }
@@ -607,26 +632,33 @@ impl HBaseStore {
 
 #[async_trait]
 impl RecordStore for HBaseStore {
-    async fn put_persona(&self, persona: &PersonaRecord) -> Result<(), BackendError> {
-        let (row, cells) = (persona.address.clone(), persona_cells(persona));
-        self.blocking(move |inner| inner.put_row(&inner.tables.persona, &row, cells)).await
+    /// Personas first, then messages, each table in one `mutateRows`.
+    async fn put(&self, batch: &RecordBatch) -> Result<(), BackendError> {
+        let personas: Vec<_> = batch.personas.iter().map(|p| (p.address.clone(), persona_cells(p))).collect();
+        let messages: Vec<_> = batch.messages.iter().map(|m| (m.hash.clone(), message_cells(m))).collect();
+        self.blocking(move |inner| {
+            inner.put_rows(&inner.tables.persona, personas)?;
+            inner.put_rows(&inner.tables.message, messages)
+        })
+        .await
     }
 
-    async fn persona(&self, address: &str) -> Result<Option<PersonaRecord>, BackendError> {
-        let row = address.to_owned();
-        self.blocking(move |inner| inner.get_row(&inner.tables.persona, &row)?.as_ref().map(persona_from).transpose())
-            .await
+    async fn personas(&self, addresses: &[Address]) -> Result<Vec<Option<PersonaRecord>>, BackendError> {
+        let rows: Vec<String> = addresses.iter().map(Address::to_string).collect();
+        self.blocking(move |inner| {
+            let found = inner.get_rows(&inner.tables.persona, &rows)?;
+            found.iter().map(|cells| cells.as_ref().map(persona_from).transpose()).collect()
+        })
+        .await
     }
 
-    async fn put_message(&self, message: &MessageRecord) -> Result<(), BackendError> {
-        let (row, cells) = (message.hash.clone(), message_cells(message));
-        self.blocking(move |inner| inner.put_row(&inner.tables.message, &row, cells)).await
-    }
-
-    async fn message(&self, hash: &str) -> Result<Option<MessageRecord>, BackendError> {
-        let row = hash.to_owned();
-        self.blocking(move |inner| inner.get_row(&inner.tables.message, &row)?.as_ref().map(message_from).transpose())
-            .await
+    async fn messages(&self, hashes: &[MessageHash]) -> Result<Vec<Option<MessageRecord>>, BackendError> {
+        let rows: Vec<String> = hashes.iter().map(MessageHash::to_string).collect();
+        self.blocking(move |inner| {
+            let found = inner.get_rows(&inner.tables.message, &rows)?;
+            found.iter().map(|cells| cells.as_ref().map(message_from).transpose()).collect()
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
@@ -658,12 +690,8 @@ impl ClaimStore for HBaseStore {
     async fn holder(&self, key: &ClaimKey) -> Result<Option<String>, BackendError> {
         let row = key.row_key();
         self.blocking(move |inner| {
-            let holder = match inner.claim_holder(false, &row) {
-                Err(Failure::Broken(_)) => inner.claim_holder(true, &row),
-                other => other,
-            };
-            holder
-                .map_err(Failure::into_backend)?
+            inner
+                .claim_holder(&row)?
                 .map(|bytes| {
                     String::from_utf8(bytes).map_err(|_| {
                         BackendError::Corrupt(format!("claim row {row:?} holds a claim:by that is not UTF-8"))

@@ -2,20 +2,20 @@
 //! and `message` of PROTOCOL.md section 9), a [`SearchIndex`] (the lookups of
 //! section 10), a [`Queue`] (section 8) and a [`ClaimStore`] (the uniqueness
 //! claims of section 6), plus [`Admission`], which takes an envelope's claims
-//! and queues it as one step.
+//! and queues it as one step, and [`RecordWriter`], which writes records to
+//! the store and the index.
 //!
-//! Backends live one per module; [`embedded`] keeps all four in one redb file;
-//! [`rabbitmq`], [`hbase`] and [`elasticsearch`] are the distributed ones.
+//! Writes and reads that come in numbers take a slice ([`RecordBatch`],
+//! `personas`, `messages`, [`Consumer::next_batch`], [`Consumer::ack`]), so
+//! each backend can use its bulk path (a redb transaction, HBase
+//! `mutateRows` and `getRows`, an Elasticsearch `_bulk`, AMQP acks); one
+//! item is a batch of one.
 
-pub mod elasticsearch;
-pub mod embedded;
-pub mod hbase;
-pub mod rabbitmq;
-pub mod services;
-
-use crate::records::{MessageRecord, PersonaRecord};
-use crate::time::{Day, Micros};
+use crate::retry::Retryable;
 use async_trait::async_trait;
+use pm_models::records::{MessageRecord, PersonaRecord};
+use pm_models::time::{Day, Micros};
+use pm_models::{Address, Hash32, MessageHash};
 use std::sync::Arc;
 
 /// A backend failure. Refusals the client caused never travel as this type.
@@ -29,28 +29,58 @@ pub enum BackendError {
     Corrupt(String),
 }
 
+impl Retryable for BackendError {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Records written together: the personas registrations create, and messages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordBatch {
+    pub personas: Vec<PersonaRecord>,
+    pub messages: Vec<MessageRecord>,
+}
+
+impl RecordBatch {
+    pub fn is_empty(&self) -> bool {
+        self.personas.is_empty() && self.messages.is_empty()
+    }
+}
+
 /// Tables `persona` and `message`, keyed by address and `messageHash`.
 /// Writes are idempotent: the same record written twice is stored once.
 #[async_trait]
 pub trait RecordStore: Send + Sync {
-    async fn put_persona(&self, persona: &PersonaRecord) -> Result<(), BackendError>;
-    async fn persona(&self, address: &str) -> Result<Option<PersonaRecord>, BackendError>;
-    async fn put_message(&self, message: &MessageRecord) -> Result<(), BackendError>;
-    async fn message(&self, hash: &str) -> Result<Option<MessageRecord>, BackendError>;
+    /// Stores every record of `batch`; on success all of them are durable.
+    async fn put(&self, batch: &RecordBatch) -> Result<(), BackendError>;
+    /// The personas of `addresses`, in the same order (`None`: not stored).
+    async fn personas(&self, addresses: &[Address]) -> Result<Vec<Option<PersonaRecord>>, BackendError>;
+    /// The messages of `hashes`, in the same order (`None`: not stored).
+    async fn messages(&self, hashes: &[MessageHash]) -> Result<Vec<Option<MessageRecord>>, BackendError>;
+    async fn ping(&self) -> Result<(), BackendError>;
+
+    async fn persona(&self, address: &Address) -> Result<Option<PersonaRecord>, BackendError> {
+        Ok(self.personas(std::slice::from_ref(address)).await?.pop().flatten())
+    }
+
+    async fn message(&self, hash: &MessageHash) -> Result<Option<MessageRecord>, BackendError> {
+        Ok(self.messages(std::slice::from_ref(hash)).await?.pop().flatten())
+    }
+}
+
+/// Writes records to the store and the index: each is indexed before it is
+/// stored, so the store write is the moment a record becomes readable, and
+/// every listing already holds it then. Idempotent.
+#[async_trait]
+pub trait RecordWriter: Send + Sync {
+    async fn write(&self, batch: &RecordBatch) -> Result<(), BackendError>;
+    /// The store and the index are both reachable.
     async fn ping(&self) -> Result<(), BackendError>;
 }
 
-/// Writes the records of one delivery (the persona a registration
-/// creates, then the message), each indexed before it is stored, so the
-/// store write is the moment a record becomes readable and every listing
-/// already holds it then. Idempotent.
-#[async_trait]
-pub trait RecordWriter: Send + Sync {
-    async fn write_records(&self, persona: Option<&PersonaRecord>, message: &MessageRecord)
-        -> Result<(), BackendError>;
-}
-
-/// [`RecordWriter`] over a separate index and store, one call after another.
+/// [`RecordWriter`] over a separate index and store: the whole batch is
+/// indexed, then stored.
 pub struct IndexThenStore {
     pub store: Arc<dyn RecordStore>,
     pub index: Arc<dyn SearchIndex>,
@@ -58,51 +88,48 @@ pub struct IndexThenStore {
 
 #[async_trait]
 impl RecordWriter for IndexThenStore {
-    async fn write_records(
-        &self,
-        persona: Option<&PersonaRecord>,
-        message: &MessageRecord,
-    ) -> Result<(), BackendError> {
-        if let Some(persona) = persona {
-            self.index.index_persona(persona).await?;
-            self.store.put_persona(persona).await?;
-        }
-        self.index.index_message(message).await?;
-        self.store.put_message(message).await
+    async fn write(&self, batch: &RecordBatch) -> Result<(), BackendError> {
+        self.index.index(batch).await?;
+        self.store.put(batch).await
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.store.ping().await?;
+        self.index.ping().await
     }
 }
 
 /// What a message listing selects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MessageFilter {
-    Sender(String),
-    Reader(String),
+    Sender(Address),
+    Reader(Address),
     Day(Day),
-    ObjectHash(String),
-    ContainerHash(String),
+    ObjectHash(Hash32),
+    ContainerHash(Hash32),
 }
 
 /// A position in a listing: items strictly after `(created_at, hash)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cursor {
     pub created_at: Micros,
-    pub hash: String,
+    pub hash: MessageHash,
 }
 
 /// Lookups the reader answers from, kept by the writer. Every listing is
 /// ordered by `created_at`, then hash, and returns message hashes.
 #[async_trait]
 pub trait SearchIndex: Send + Sync {
-    async fn index_persona(&self, persona: &PersonaRecord) -> Result<(), BackendError>;
-    async fn index_message(&self, message: &MessageRecord) -> Result<(), BackendError>;
+    /// Indexes every record of `batch`; idempotent (document id = row key).
+    async fn index(&self, batch: &RecordBatch) -> Result<(), BackendError>;
     /// The address of the persona whose lower-cased nickname is `nickname_key`.
-    async fn persona_by_nickname(&self, nickname_key: &str) -> Result<Option<String>, BackendError>;
+    async fn persona_by_nickname(&self, nickname_key: &str) -> Result<Option<Address>, BackendError>;
     async fn list_messages(
         &self,
         filter: &MessageFilter,
         after: Option<&Cursor>,
         limit: usize,
-    ) -> Result<Vec<String>, BackendError>;
+    ) -> Result<Vec<MessageHash>, BackendError>;
     async fn ping(&self) -> Result<(), BackendError>;
 }
 
@@ -110,9 +137,11 @@ pub trait SearchIndex: Send + Sync {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueuedMessage {
     /// The `messageHash` (AMQP `message_id`).
-    pub message_id: String,
+    pub message_id: MessageHash,
     /// The acceptance time, which becomes the stored `created_at`.
     pub accepted_at: Micros,
+    /// The node's acceptance receipt `R` over `message_id` (header `x-receipt`).
+    pub receipt: String,
     /// `msgpack(envelope)` with `messageType` as an integer.
     pub payload: Vec<u8>,
 }
@@ -137,10 +166,11 @@ pub trait Queue: Send + Sync {
 /// One subscription. Unsettled deliveries come back after a restart.
 #[async_trait]
 pub trait Consumer: Send {
-    /// Waits for the next delivery.
-    async fn next(&mut self) -> Result<Delivery, BackendError>;
-    /// The message is durably stored and indexed: forget it.
-    async fn ack(&mut self, tag: u64) -> Result<(), BackendError>;
+    /// Waits for a delivery, then takes the others already waiting, up to
+    /// `max` in all.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, BackendError>;
+    /// The messages are durably stored and indexed: forget them.
+    async fn ack(&mut self, tags: &[u64]) -> Result<(), BackendError>;
     /// A transient failure: hand the message out again later.
     async fn requeue(&mut self, tag: u64) -> Result<(), BackendError>;
     /// The message can never be written: park it with the reason.
@@ -150,10 +180,13 @@ pub trait Consumer: Send {
 /// A uniqueness claim of section 6, stored under its row key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ClaimKey {
-    Message(String),
-    Key(String),
+    Message(MessageHash),
+    /// A registered key, by its address.
+    Key(Address),
+    /// A nickname, lower-cased (`nickname_key`).
     Nickname(String),
-    Invite(String),
+    /// An invitation a registration used.
+    Invite(MessageHash),
 }
 
 impl ClaimKey {
@@ -208,12 +241,12 @@ pub struct ClaimThenPublish {
 #[async_trait]
 impl Admission for ClaimThenPublish {
     async fn admit(&self, keys: &[ClaimKey], message: &QueuedMessage) -> Result<ClaimOutcome, BackendError> {
-        match self.claims.claim(keys, &message.message_id).await? {
+        match self.claims.claim(keys, message.message_id.as_str()).await? {
             ClaimOutcome::Claimed => {}
             conflict => return Ok(conflict),
         }
         if let Err(publish_error) = self.queue.publish(message).await {
-            if let Err(release_error) = self.claims.release(keys, &message.message_id).await {
+            if let Err(release_error) = self.claims.release(keys, message.message_id.as_str()).await {
                 tracing::error!(error = %release_error, hash = %message.message_id, "claims of an unqueued envelope could not be released");
             }
             return Err(publish_error);
@@ -222,7 +255,8 @@ impl Admission for ClaimThenPublish {
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
-        self.claims.holder(&ClaimKey::Message(String::new())).await?;
+        // Any claim row answers whether the claim store is reachable.
+        self.claims.holder(&ClaimKey::Message(MessageHash::of_message(""))).await?;
         self.queue.ping().await
     }
 }

@@ -27,16 +27,17 @@
 //! - **Reconnect.** lapin does not recover connections by itself (its
 //!   auto-recovery is not production-ready: amqp-rs/lapin #420, #450), so
 //!   this module does: the publisher reopens its connection lazily, on the next
-//!   publish or ping, with exponential backoff (`reconnect_initial` doubling
-//!   up to `reconnect_max`; within the backoff window a publish fails at
+//!   publish or ping, with exponential backoff (`reconnect_initial_ms` doubling
+//!   up to `reconnect_max_ms`, the crate's one retry policy; within the backoff window a publish fails at
 //!   once); a consumer reopens connection, channel, topology, qos and
-//!   subscription inside [`Consumer::next`], with the same backoff, and goes
+//!   subscription inside [`Consumer::next_batch`], with the same backoff, and goes
 //!   on. Each reconnect is logged as a warning. Payloads are never logged.
 
-use super::{BackendError, Consumer, Delivery, Queue, QueuedMessage};
-use crate::time::Micros;
+use crate::retry::Backoff;
+use crate::settings::{QueueKind, RabbitMqSettings};
+use crate::{BackendError, Consumer, Delivery, Queue, QueuedMessage};
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -44,17 +45,21 @@ use lapin::options::{
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use pm_models::time::Micros;
+use pm_models::MessageHash;
+use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::time::{timeout, timeout_at, Instant};
 
 /// Routing key binding `writer_queue` to `writer_exchange`.
 pub const ROUTING_KEY: &str = "writer";
 /// Header carrying the acceptance time as RFC 3339 with microseconds.
 pub const ACCEPTED_AT_HEADER: &str = "x-accepted-at";
+/// Header carrying the node's acceptance receipt `R`.
+pub const RECEIPT_HEADER: &str = "x-receipt";
 /// Header a dead-lettered copy carries with the reason it can never be written.
 pub const DEAD_REASON_HEADER: &str = "x-dead-reason";
 /// Content type of every queued payload (`msgpack(envelope)`).
@@ -62,89 +67,6 @@ pub const CONTENT_TYPE: &str = "application/msgpack";
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
 const CONSUMER_TAG: &str = "pm-writer";
-
-/// The type of `writer_queue` and `writer_dead`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum QueueKind {
-    /// Replicated (Raft) queue; the default.
-    #[default]
-    Quorum,
-    /// A single-node queue, for brokers without quorum queues.
-    Classic,
-}
-
-impl QueueKind {
-    /// The value of the `x-queue-type` argument.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Quorum => "quorum",
-            Self::Classic => "classic",
-        }
-    }
-}
-
-/// Where the broker is and how this backend talks to it.
-#[derive(Clone)]
-pub struct RabbitMqSettings {
-    /// AMQP URI; the vhost is URL-encoded (`%2f` is `/`). Add `?heartbeat=10`
-    /// to notice a vanished broker sooner than the server's default.
-    pub url: String,
-    /// Prepended to every exchange and queue name; empty in production.
-    pub prefix: String,
-    pub queue_kind: QueueKind,
-    /// Unacknowledged deliveries a consumer holds at most.
-    pub prefetch: u16,
-    /// The longest a publish (and any single connect attempt) may take.
-    pub publish_timeout: Duration,
-    /// First wait after a failed connect; doubles up to `reconnect_max`.
-    pub reconnect_initial: Duration,
-    pub reconnect_max: Duration,
-}
-
-impl Default for RabbitMqSettings {
-    fn default() -> Self {
-        Self {
-            url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
-            prefix: String::new(),
-            queue_kind: QueueKind::Quorum,
-            prefetch: 200,
-            publish_timeout: Duration::from_secs(5),
-            reconnect_initial: Duration::from_millis(100),
-            reconnect_max: Duration::from_secs(5),
-        }
-    }
-}
-
-impl RabbitMqSettings {
-    /// The URL with its password masked, fit for logs.
-    fn redacted_url(&self) -> String {
-        match url::Url::parse(&self.url) {
-            Ok(mut url) => {
-                if url.password().is_some() {
-                    // Cannot fail: a URL with a password has a host.
-                    let _ = url.set_password(Some("***"));
-                }
-                url.to_string()
-            }
-            Err(_) => "<unparsable url>".to_owned(),
-        }
-    }
-}
-
-// Hand-written so that the password in `url` never reaches a log.
-impl fmt::Debug for RabbitMqSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RabbitMqSettings")
-            .field("url", &self.redacted_url())
-            .field("prefix", &self.prefix)
-            .field("queue_kind", &self.queue_kind)
-            .field("prefetch", &self.prefetch)
-            .field("publish_timeout", &self.publish_timeout)
-            .field("reconnect_initial", &self.reconnect_initial)
-            .field("reconnect_max", &self.reconnect_max)
-            .finish()
-    }
-}
 
 /// The names of section 8, with the configured prefix.
 #[derive(Clone, Debug)]
@@ -164,7 +86,7 @@ impl Topology {
             queue: format!("{prefix}writer_queue"),
             dead_letter_exchange: format!("{prefix}writer_dlx"),
             dead_queue: format!("{prefix}writer_dead"),
-            kind: settings.queue_kind,
+            kind: settings.queue_type,
         }
     }
 
@@ -195,41 +117,6 @@ impl Topology {
         let mut arguments = FieldTable::default();
         arguments.insert("x-queue-type".into(), AMQPValue::LongString(self.kind.as_str().into()));
         arguments
-    }
-}
-
-/// Exponential backoff between connect attempts.
-#[derive(Debug)]
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    delay: Duration,
-    retry_at: Option<Instant>,
-}
-
-impl Backoff {
-    fn new(settings: &RabbitMqSettings) -> Self {
-        let initial = settings.reconnect_initial;
-        Self { initial, max: settings.reconnect_max.max(initial), delay: initial, retry_at: None }
-    }
-
-    /// Records a failure; returns how long to wait before the next attempt.
-    fn failed(&mut self) -> Duration {
-        let wait = self.delay;
-        self.retry_at = Some(Instant::now() + wait);
-        self.delay = (self.delay * 2).min(self.max);
-        wait
-    }
-
-    fn succeeded(&mut self) {
-        self.delay = self.initial;
-        self.retry_at = None;
-    }
-
-    /// Time left before the next attempt is due, if any.
-    fn remaining(&self) -> Option<Duration> {
-        let left = self.retry_at?.saturating_duration_since(Instant::now());
-        (!left.is_zero()).then_some(left)
     }
 }
 
@@ -296,7 +183,8 @@ impl Shared {
     }
 
     async fn open_publisher(self: Arc<Self>) -> lapin::Result<PublisherLink> {
-        let connection = Connection::connect(&self.settings.url, self.connection_properties("publisher")).await?;
+        let connection =
+            Connection::connect(self.settings.url.expose_secret(), self.connection_properties("publisher")).await?;
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         self.topology.declare(&channel).await?;
@@ -304,7 +192,8 @@ impl Shared {
     }
 
     async fn open_consumer(self: Arc<Self>) -> lapin::Result<ConsumerLink> {
-        let connection = Connection::connect(&self.settings.url, self.connection_properties("consumer")).await?;
+        let connection =
+            Connection::connect(self.settings.url.expose_secret(), self.connection_properties("consumer")).await?;
         let channel = connection.create_channel().await?;
         self.topology.declare(&channel).await?;
         // Per consumer (global = false): quorum queues do not support global qos.
@@ -340,7 +229,7 @@ impl Shared {
                 wait.as_millis()
             )));
         }
-        let attempt_deadline = deadline.min(Instant::now() + self.settings.publish_timeout);
+        let attempt_deadline = deadline.min(Instant::now() + self.settings.publish_timeout());
         match self.open(attempt_deadline, self.clone().open_publisher()).await {
             Ok(link) => {
                 state.backoff.succeeded();
@@ -349,7 +238,8 @@ impl Shared {
                 Ok(channel)
             }
             Err(error) => {
-                let wait = state.backoff.failed();
+                // The reconnect policy has no attempt limit: there is always a next wait.
+                let wait = state.backoff.failed().unwrap_or_default();
                 tracing::warn!(
                     url = %self.settings.redacted_url(),
                     %error,
@@ -391,6 +281,7 @@ async fn publish_confirmed(
 fn message_properties(message: &QueuedMessage) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert(ACCEPTED_AT_HEADER.into(), AMQPValue::LongString(message.accepted_at.to_rfc3339().into()));
+    headers.insert(RECEIPT_HEADER.into(), AMQPValue::LongString(message.receipt.as_str().into()));
     BasicProperties::default()
         .with_delivery_mode(PERSISTENT)
         .with_content_type(CONTENT_TYPE.into())
@@ -402,19 +293,30 @@ fn message_properties(message: &QueuedMessage) -> BasicProperties {
 /// Reads a delivery back into a [`QueuedMessage`], or says why it is not one.
 fn queued_message(properties: &BasicProperties, payload: &[u8]) -> Result<QueuedMessage, String> {
     let message_id = match properties.message_id() {
-        Some(id) if !id.as_str().is_empty() => id.as_str().to_owned(),
+        Some(id) if !id.as_str().is_empty() => {
+            MessageHash::parse(id.as_str()).map_err(|_| "message_id property is not a message hash".to_owned())?
+        }
         _ => return Err("missing message_id property".to_owned()),
     };
-    let header = properties.headers().as_ref().and_then(|headers| headers.inner().get(ACCEPTED_AT_HEADER));
-    let text = match header {
-        Some(AMQPValue::LongString(text)) => std::str::from_utf8(text.as_bytes()).ok(),
-        Some(AMQPValue::ShortString(text)) => Some(text.as_str()),
-        Some(_) => None,
+    let text = match header_text(properties, ACCEPTED_AT_HEADER) {
+        Some(text) => text,
         None => return Err(format!("missing {ACCEPTED_AT_HEADER} header")),
     };
     let accepted_at =
         text.and_then(Micros::parse_rfc3339).ok_or_else(|| format!("malformed {ACCEPTED_AT_HEADER} header"))?;
-    Ok(QueuedMessage { message_id, accepted_at, payload: payload.to_vec() })
+    // A missing or unreadable receipt is left empty: the writer refuses it.
+    let receipt = header_text(properties, RECEIPT_HEADER).flatten().unwrap_or_default().to_owned();
+    Ok(QueuedMessage { message_id, accepted_at, receipt, payload: payload.to_vec() })
+}
+
+/// The text of a header: `None` when absent, `Some(None)` when not text.
+fn header_text<'a>(properties: &'a BasicProperties, name: &str) -> Option<Option<&'a str>> {
+    let header = properties.headers().as_ref().and_then(|headers| headers.inner().get(name))?;
+    Some(match header {
+        AMQPValue::LongString(text) => std::str::from_utf8(text.as_bytes()).ok(),
+        AMQPValue::ShortString(text) => Some(text.as_str()),
+        _ => None,
+    })
 }
 
 /// The queue of section 8 on a RabbitMQ broker; cheap to clone (clones share
@@ -437,21 +339,22 @@ impl RabbitMqQueue {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| unavailable("the rabbitmq backend needs a tokio runtime", e))?;
         let topology = Topology::new(&settings);
-        let backoff = Backoff::new(&settings);
+        let backoff = settings.reconnect_policy().backoff();
         let shared = Arc::new(Shared {
             settings,
             topology,
             runtime,
             publisher: tokio::sync::Mutex::new(PublisherState { link: None, backoff, last_error: String::new() }),
         });
-        shared.publisher_channel(Instant::now() + shared.settings.publish_timeout).await?;
+        shared.publisher_channel(Instant::now() + shared.settings.publish_timeout()).await?;
         Ok(Self { shared })
     }
 
     /// Deletes the queues and exchanges with everything in them: for tests
     /// and for tearing down a deployment, never called by a role.
+    #[cfg(any(test, feature = "testsuite"))]
     pub async fn delete_topology(&self) -> Result<(), BackendError> {
-        let deadline = Instant::now() + self.shared.settings.publish_timeout;
+        let deadline = Instant::now() + self.shared.settings.publish_timeout();
         let channel = self.shared.publisher_channel(deadline).await?;
         let t = &self.shared.topology;
         let deleted = async {
@@ -474,7 +377,7 @@ impl RabbitMqQueue {
 impl Queue for RabbitMqQueue {
     #[tracing::instrument(skip_all, fields(hash = %message.message_id))]
     async fn publish(&self, message: &QueuedMessage) -> Result<(), BackendError> {
-        let budget = self.shared.settings.publish_timeout;
+        let budget = self.shared.settings.publish_timeout();
         let deadline = Instant::now() + budget;
         let channel = self.shared.publisher_channel(deadline).await?;
         let properties = message_properties(message);
@@ -490,17 +393,17 @@ impl Queue for RabbitMqQueue {
 
     async fn consume(&self) -> Result<Box<dyn Consumer>, BackendError> {
         let shared = self.shared.clone();
-        let deadline = Instant::now() + shared.settings.publish_timeout;
+        let deadline = Instant::now() + shared.settings.publish_timeout();
         let link = shared
             .open(deadline, shared.clone().open_consumer())
             .await
             .map_err(|e| unavailable("cannot subscribe to rabbitmq", e))?;
-        let backoff = Backoff::new(&shared.settings);
+        let backoff = shared.settings.reconnect_policy().backoff();
         Ok(Box::new(RabbitMqConsumer { shared, link: Some(link), backoff, last_tag: 0, pending: HashMap::new() }))
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
-        self.shared.publisher_channel(Instant::now() + self.shared.settings.publish_timeout).await.map(drop)
+        self.shared.publisher_channel(Instant::now() + self.shared.settings.publish_timeout()).await.map(drop)
     }
 }
 
@@ -545,7 +448,7 @@ impl RabbitMqConsumer {
     /// Drops the link; its unsettled deliveries go back to the queue.
     fn lose_link(&mut self, reason: &str) {
         if self.link.take().is_some() {
-            let wait = self.backoff.failed();
+            let wait = self.backoff.failed().unwrap_or_default();
             tracing::warn!(
                 %reason,
                 unsettled = self.pending.len(),
@@ -563,7 +466,7 @@ impl RabbitMqConsumer {
             if let Some(wait) = self.backoff.remaining() {
                 tokio::time::sleep(wait).await;
             }
-            let deadline = Instant::now() + self.shared.settings.publish_timeout;
+            let deadline = Instant::now() + self.shared.settings.publish_timeout();
             match self.shared.open(deadline, self.shared.clone().open_consumer()).await {
                 Ok(link) => {
                     tracing::info!("rabbitmq subscription restored");
@@ -571,7 +474,7 @@ impl RabbitMqConsumer {
                     return;
                 }
                 Err(error) => {
-                    let wait = self.backoff.failed();
+                    let wait = self.backoff.failed().unwrap_or_default();
                     tracing::warn!(
                         url = %self.shared.settings.redacted_url(),
                         %error,
@@ -601,7 +504,7 @@ impl RabbitMqConsumer {
         headers.insert(DEAD_REASON_HEADER.into(), AMQPValue::LongString(LongString::from(reason)));
         let copy = properties.clone().with_headers(headers);
         let exchange = &self.shared.topology.dead_letter_exchange;
-        let budget = self.shared.settings.publish_timeout;
+        let budget = self.shared.settings.publish_timeout();
         let published = match timeout(budget, publish_confirmed(&link.dead_letters, exchange, payload, copy)).await {
             Ok(result) => result,
             Err(_) => Err(BackendError::Unavailable(format!(
@@ -624,17 +527,13 @@ impl RabbitMqConsumer {
         })
     }
 
-    /// Settles a pending delivery with `settle`; a failure means the channel
-    /// is gone and the broker will hand the message out again.
-    async fn settle(&mut self, tag: u64, requeue: bool) -> Result<(), BackendError> {
+    /// Hands a pending delivery back to the broker; a failure means the
+    /// channel is gone and the broker will hand the message out again anyway.
+    async fn give_back(&mut self, tag: u64) -> Result<(), BackendError> {
         let pending = self.pending.remove(&tag).ok_or_else(|| not_pending(tag))?;
         let link = self.link(tag)?;
-        let settled = if requeue {
-            let options = BasicNackOptions { requeue: true, ..Default::default() };
-            link.channel.basic_nack(pending.delivery_tag, options).await
-        } else {
-            link.channel.basic_ack(pending.delivery_tag, BasicAckOptions::default()).await
-        };
+        let options = BasicNackOptions { requeue: true, ..Default::default() };
+        let settled = link.channel.basic_nack(pending.delivery_tag, options).await;
         settled.map_err(|e| {
             self.lose_link(&e.to_string());
             unavailable("cannot settle the delivery; the broker will redeliver it", e)
@@ -648,15 +547,27 @@ fn not_pending(tag: u64) -> BackendError {
     ))
 }
 
-#[async_trait]
-impl Consumer for RabbitMqConsumer {
-    async fn next(&mut self) -> Result<Delivery, BackendError> {
+impl RabbitMqConsumer {
+    /// The next delivery: waiting for one (reconnecting as needed) when
+    /// `wait`, else only one already received (`None` if there is none).
+    async fn next_delivery(&mut self, wait: bool) -> Result<Option<Delivery>, BackendError> {
         loop {
             if self.link.is_none() {
+                if !wait {
+                    return Ok(None);
+                }
                 self.reconnect().await;
             }
             let link = self.link.as_mut().expect("reconnect leaves a link");
-            let delivery = match link.deliveries.next().await {
+            let next = if wait {
+                link.deliveries.next().await
+            } else {
+                match link.deliveries.next().now_or_never() {
+                    Some(next) => next,
+                    None => return Ok(None),
+                }
+            };
+            let delivery = match next {
                 Some(Ok(delivery)) => delivery,
                 Some(Err(error)) => {
                     self.lose_link(&error.to_string());
@@ -685,7 +596,7 @@ impl Consumer for RabbitMqConsumer {
                         payload: delivery.data,
                     };
                     self.pending.insert(tag, pending);
-                    return Ok(Delivery { tag, message, redelivered: delivery.redelivered });
+                    return Ok(Some(Delivery { tag, message, redelivered: delivery.redelivered }));
                 }
                 Err(reason) => {
                     tracing::warn!(%reason, "dead-lettering a delivery that is not a queued message");
@@ -705,13 +616,55 @@ impl Consumer for RabbitMqConsumer {
             }
         }
     }
+}
 
-    async fn ack(&mut self, tag: u64) -> Result<(), BackendError> {
-        self.settle(tag, false).await
+#[async_trait]
+impl Consumer for RabbitMqConsumer {
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, BackendError> {
+        let first = self.next_delivery(true).await?.expect("a waiting call returns a delivery");
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match self.next_delivery(false).await? {
+                Some(delivery) => batch.push(delivery),
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// One `multiple` ack when `tags` are every pending delivery up to the
+    /// last of them (the usual case), else one ack each.
+    async fn ack(&mut self, tags: &[u64]) -> Result<(), BackendError> {
+        // Every tag is checked before any is settled: an unknown one leaves
+        // the others pending, to be acknowledged again.
+        if let Some(unknown) = tags.iter().find(|tag| !self.pending.contains_key(tag)) {
+            return Err(not_pending(*unknown));
+        }
+        let delivery_tags: Vec<u64> =
+            tags.iter().filter_map(|tag| self.pending.remove(tag)).map(|pending| pending.delivery_tag).collect();
+        let Some(&last) = delivery_tags.iter().max() else { return Ok(()) };
+        let link = self.link(last)?;
+        let covers_all_before = !self.pending.values().any(|p| p.delivery_tag < last);
+        let acked = if covers_all_before {
+            link.channel.basic_ack(last, BasicAckOptions { multiple: true }).await
+        } else {
+            let mut acked = Ok(());
+            for delivery_tag in delivery_tags {
+                acked = link.channel.basic_ack(delivery_tag, BasicAckOptions::default()).await;
+                if acked.is_err() {
+                    break;
+                }
+            }
+            acked
+        };
+        acked.map_err(|e| {
+            self.lose_link(&e.to_string());
+            unavailable("cannot acknowledge; the broker will redeliver", e)
+        })
     }
 
     async fn requeue(&mut self, tag: u64) -> Result<(), BackendError> {
-        self.settle(tag, true).await
+        self.give_back(tag).await
     }
 
     async fn dead_letter(&mut self, tag: u64, reason: &str) -> Result<(), BackendError> {
@@ -730,34 +683,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_never_print_the_password() {
-        let settings = RabbitMqSettings { url: "amqp://user:s3cret@broker:5672/%2f".into(), ..Default::default() };
-        let printed = format!("{settings:?}");
-        assert!(!printed.contains("s3cret"), "{printed}");
-        assert!(printed.contains("user:***@broker"), "{printed}");
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_maximum_and_resets_on_success() {
-        let settings = RabbitMqSettings {
-            reconnect_initial: Duration::from_millis(100),
-            reconnect_max: Duration::from_millis(350),
-            ..Default::default()
-        };
-        let mut backoff = Backoff::new(&settings);
-        let waits: Vec<u64> = (0..4).map(|_| backoff.failed().as_millis() as u64).collect();
-        assert_eq!(waits, [100, 200, 350, 350]);
-        assert!(backoff.remaining().is_some());
-        backoff.succeeded();
-        assert!(backoff.remaining().is_none());
-        assert_eq!(backoff.failed(), Duration::from_millis(100));
-    }
-
-    #[test]
     fn properties_carry_the_acceptance_time_and_read_back_to_the_same_message() {
         let message = QueuedMessage {
-            message_id: "hash".into(),
+            message_id: MessageHash::of_message("hash"),
             accepted_at: Micros(1_700_000_000_123_456),
+            receipt: "a receipt".into(),
             payload: vec![1, 2],
         };
         let properties = message_properties(&message);
@@ -768,7 +698,7 @@ mod tests {
 
     #[test]
     fn a_delivery_without_a_valid_acceptance_time_is_not_a_queued_message() {
-        let no_header = BasicProperties::default().with_message_id("hash".into());
+        let no_header = BasicProperties::default().with_message_id(MessageHash::of_message("hash").as_str().into());
         assert_eq!(queued_message(&no_header, b""), Err("missing x-accepted-at header".into()));
         let mut headers = FieldTable::default();
         headers.insert(ACCEPTED_AT_HEADER.into(), AMQPValue::LongString("yesterday".into()));

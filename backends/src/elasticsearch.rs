@@ -6,10 +6,11 @@
 //! - **Idempotent by id.** A persona is indexed under its address and a
 //!   message under its `messageHash`; indexing the same record again replaces
 //!   the document, so a redelivery never duplicates a listing entry.
-//! - **Read-your-writes.** Every write uses `refresh=wait_for`: it returns only
-//!   once the document is visible to search, so a listing made after
-//!   `index_*` returns sees it (no forced refreshes; a write waits at most one
-//!   refresh interval, 1 s by default).
+//! - **Read-your-writes, one wait per batch.** A batch of records is one
+//!   `_bulk` with `refresh=wait_for`: it returns only once every document is
+//!   visible to search, so a listing made after [`SearchIndex::index`]
+//!   returns sees them (no forced refreshes; a batch waits at most one
+//!   refresh interval, 1 s by default, however many documents it holds).
 //! - **Exact ordering.** `created_at` is mapped as `date_nanos`, which keeps the
 //!   microseconds of our dates (`date` would truncate to milliseconds), and
 //!   listings sort on `(created_at, hash)` with `search_after`, the same order
@@ -26,7 +27,7 @@
 //!   is an error, never a short listing.
 //!
 //! Errors: transport failures, timeouts, 429 and 5xx are retried twice with a
-//! short backoff, then become [`BackendError::Unavailable`]. Every other
+//! short backoff (the crate's one [`RetryPolicy`]), then become [`BackendError::Unavailable`]. Every other
 //! refusal from ES (4xx) is `Unavailable` too, with its reason: the documents
 //! are built from records this module has checked, so a refusal means the
 //! index disagrees with this code (missing, hand-made, mapping changed), which
@@ -36,50 +37,41 @@
 //! indexed: a `created_at` that is not our RFC 3339 form or lies outside what
 //! `date_nanos` holds (1970 to 2262).
 
-use super::{BackendError, Cursor, MessageFilter, SearchIndex};
-use crate::content::nickname_key;
-use crate::records::{MessageRecord, PersonaRecord};
-use crate::time::Micros;
+use crate::retry::{RetryPolicy, Retryable};
+use crate::settings::ElasticSettings;
+use crate::{BackendError, Cursor, MessageFilter, RecordBatch, SearchIndex};
 use async_trait::async_trait;
 use elasticsearch::cluster::ClusterHealthParts;
+use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::response::Response;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use elasticsearch::indices::{IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesPutMappingParts};
+use elasticsearch::indices::{IndicesCreateParts, IndicesExistsParts, IndicesPutMappingParts};
 use elasticsearch::params::Refresh;
-use elasticsearch::{Elasticsearch, IndexParts, SearchParts};
+use elasticsearch::{BulkParts, Elasticsearch, SearchParts};
+use pm_models::content::nickname_key;
+use pm_models::records::{MessageRecord, PersonaRecord};
+use pm_models::time::Micros;
+use pm_models::{Address, MessageHash};
 use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-/// Attempts per request: the first and two retries.
-const ATTEMPTS: u32 = 3;
-/// Sleep before the first retry; tripled before each further one.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Every request: three attempts in all, 100 ms before the first retry,
+/// tripled before each further one.
+const RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: Some(3),
+    initial_delay: Duration::from_millis(100),
+    max_delay: Duration::from_millis(900),
+    multiplier: 3,
+};
 /// ES refuses `size` above `index.max_result_window` (10,000 by default).
 /// A shorter page is fine: an empty page, not a short one, ends a listing.
 const MAX_PAGE: usize = 10_000;
 /// The last instant `date_nanos` holds (2262-04-11T23:47:16.854775807Z),
 /// in whole microseconds. The first one is the epoch.
 const MAX_MICROS: i64 = i64::MAX / 1_000;
-
-/// Where the index lives. Each settings section builds its own client.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ElasticSettings {
-    pub url: String,
-    /// Prepended to `persona` and `message`; empty in production, unique per
-    /// test run. Lower-cased, as ES index names must be.
-    pub index_prefix: String,
-    /// Per request, from connecting until the whole response is read.
-    pub timeout: Duration,
-}
-
-impl Default for ElasticSettings {
-    fn default() -> Self {
-        Self { url: "http://127.0.0.1:9200".into(), index_prefix: String::new(), timeout: Duration::from_secs(10) }
-    }
-}
 
 /// The search index in Elasticsearch. Cheap to clone: clones share one HTTP
 /// connection pool.
@@ -99,7 +91,7 @@ impl ElasticIndex {
         let url = url::Url::parse(&settings.url)
             .map_err(|e| BackendError::Unavailable(format!("elasticsearch url {:?}: {e}", settings.url)))?;
         let transport = TransportBuilder::new(SingleNodeConnectionPool::new(url))
-            .timeout(settings.timeout)
+            .timeout(settings.timeout())
             .build()
             .map_err(|e| BackendError::Unavailable(format!("elasticsearch client: {e}")))?;
         let prefix = settings.index_prefix.to_lowercase();
@@ -146,7 +138,9 @@ impl ElasticIndex {
 
     /// Deletes both indices and their documents: for tests and for tearing
     /// down a deployment, never called by a role.
+    #[cfg(any(test, feature = "testsuite"))]
     pub async fn delete_indices(&self) -> Result<(), BackendError> {
+        use elasticsearch::indices::IndicesDeleteParts;
         let indices = [&*self.persona_index, &*self.message_index];
         let (indices_api, indices) = (&self.client.indices(), &indices);
         match send("delete index", move || {
@@ -167,20 +161,36 @@ impl ElasticIndex {
         self.indices_ready.get_or_try_init(|| self.create_indices()).await.map(|_| ())
     }
 
-    /// Indexes `document` under `id` in `index`, visible to search on return.
-    async fn put(&self, index: &str, id: &str, document: &Value) -> Result<(), BackendError> {
+    /// Indexes every `(index, id, document)` in one `_bulk`, visible to
+    /// search on return (one refresh wait for the whole batch). A document
+    /// ES refuses fails the batch: a retry rewrites every document, which
+    /// indexing by id makes harmless.
+    async fn bulk(&self, documents: Vec<(&str, &str, Value)>) -> Result<(), BackendError> {
+        if documents.is_empty() {
+            return Ok(());
+        }
         self.ensure_indices().await?;
+        let mut lines: Vec<Value> = Vec::with_capacity(documents.len() * 2);
+        for (index, id, document) in documents {
+            lines.push(json!({ "index": { "_index": index, "_id": id } }));
+            lines.push(document);
+        }
         let client = &self.client;
-        let response = send("index document", move || {
-            client.index(IndexParts::IndexId(index, id)).refresh(Refresh::WaitFor).body(document).send()
+        let lines = &lines;
+        let response = send("bulk index", move || {
+            let body: Vec<JsonBody<Value>> = lines.iter().cloned().map(JsonBody::new).collect();
+            client.bulk(BulkParts::None).refresh(Refresh::WaitFor).body(body).send()
         })
         .await?;
-        match response["result"].as_str() {
-            Some("created" | "updated" | "noop") => Ok(()),
-            _ => Err(BackendError::Unavailable(format!(
-                "elasticsearch index document {index}/{id}: unexpected answer {response}"
-            ))),
+        if response["errors"].as_bool() != Some(false) {
+            let failed = response["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|item| item["index"]["error"].is_object()))
+                .map(|item| item["index"]["error"].to_string())
+                .unwrap_or_else(|| response.to_string().chars().take(500).collect());
+            return Err(BackendError::Unavailable(format!("elasticsearch bulk index refused a document: {failed}")));
         }
+        Ok(())
     }
 
     /// Runs a search and returns the ids of its hits, in order.
@@ -203,44 +213,19 @@ impl ElasticIndex {
 
 #[async_trait]
 impl SearchIndex for ElasticIndex {
-    #[tracing::instrument(skip_all, fields(address = %persona.address))]
-    async fn index_persona(&self, persona: &PersonaRecord) -> Result<(), BackendError> {
-        let created_at = storable_date(&persona.created_at, "persona", &persona.address)?;
-        let document = json!({
-            "address": persona.address,
-            "pubkey": persona.pubkey,
-            "nickname": persona.nickname,
-            "nickname_lower": nickname_key(&persona.nickname),
-            "created_at": created_at,
-        });
-        self.put(&self.persona_index, &persona.address, &document).await
-    }
-
-    #[tracing::instrument(skip_all, fields(hash = %message.hash))]
-    async fn index_message(&self, message: &MessageRecord) -> Result<(), BackendError> {
-        let created_at = storable_date(&message.created_at, "message", &message.hash)?;
-        let objects = &message.objects;
-        let mut document = json!({
-            "persona_sender": message.persona_sender,
-            "persona_nickname": message.persona_nickname,
-            "hash": message.hash,
-            "dossier_hash": message.dossier_hash,
-            "type": message.message_type.to_string(),
-            "readers": message.acl.iter().map(|rule| rule.reader.as_str()).collect::<Vec<_>>(),
-            "object_hashes": objects.iter().map(|o| o.object_hash.as_str()).collect::<Vec<_>>(),
-            "containers": objects
-                .iter()
-                .filter_map(|o| o.container.as_ref().map(|c| json!({ "hash": c.container_hash })))
-                .collect::<Vec<_>>(),
-            "created_at": created_at,
-        });
-        if let Some(invite_hash) = message.invite_hash() {
-            document["invite_hash"] = Value::String(invite_hash);
+    #[tracing::instrument(skip_all, fields(personas = batch.personas.len(), messages = batch.messages.len()))]
+    async fn index(&self, batch: &RecordBatch) -> Result<(), BackendError> {
+        let mut documents = Vec::with_capacity(batch.personas.len() + batch.messages.len());
+        for persona in &batch.personas {
+            documents.push((&*self.persona_index, persona.address.as_str(), persona_document(persona)?));
         }
-        self.put(&self.message_index, &message.hash, &document).await
+        for message in &batch.messages {
+            documents.push((&*self.message_index, message.hash.as_str(), message_document(message)?));
+        }
+        self.bulk(documents).await
     }
 
-    async fn persona_by_nickname(&self, nickname_key: &str) -> Result<Option<String>, BackendError> {
+    async fn persona_by_nickname(&self, nickname_key: &str) -> Result<Option<Address>, BackendError> {
         // Nicknames are claimed once (section 6); should two documents ever
         // share one, the earliest answers, as it would after a reindex.
         let body = json!({
@@ -250,7 +235,8 @@ impl SearchIndex for ElasticIndex {
             "query": { "bool": { "filter": [{ "term": { "nickname_lower": nickname_key } }] } },
             "sort": [{ "created_at": "asc" }, { "address": "asc" }],
         });
-        Ok(self.search_ids(&self.persona_index, &body).await?.into_iter().next())
+        let first = self.search_ids(&self.persona_index, &body).await?.into_iter().next();
+        first.map(|id| parse_id(&id, Address::parse)).transpose()
     }
 
     async fn list_messages(
@@ -258,7 +244,7 @@ impl SearchIndex for ElasticIndex {
         filter: &MessageFilter,
         after: Option<&Cursor>,
         limit: usize,
-    ) -> Result<Vec<String>, BackendError> {
+    ) -> Result<Vec<MessageHash>, BackendError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -299,7 +285,8 @@ impl SearchIndex for ElasticIndex {
             // storable range: no document is stored at either extreme.
             body["search_after"] = json!([cursor.created_at.0.saturating_mul(1_000), cursor.hash]);
         }
-        self.search_ids(&self.message_index, &body).await
+        let ids = self.search_ids(&self.message_index, &body).await?;
+        ids.iter().map(|id| parse_id(id, MessageHash::parse)).collect()
     }
 
     /// Ready when the cluster answers, both indices exist and their primary
@@ -328,6 +315,46 @@ impl SearchIndex for ElasticIndex {
             ))),
         }
     }
+}
+
+/// The document of a persona in index `persona`.
+fn persona_document(persona: &PersonaRecord) -> Result<Value, BackendError> {
+    Ok(json!({
+        "address": persona.address,
+        "pubkey": persona.pubkey,
+        "nickname": persona.nickname,
+        "nickname_lower": nickname_key(&persona.nickname),
+        "created_at": storable_date(&persona.created_at, "persona", &persona.address)?,
+    }))
+}
+
+/// The document of a message in index `message`.
+fn message_document(message: &MessageRecord) -> Result<Value, BackendError> {
+    let objects = &message.objects;
+    let mut document = json!({
+        "persona_sender": message.persona_sender,
+        "persona_nickname": message.persona_nickname,
+        "hash": message.hash,
+        "dossier_hash": message.dossier_hash,
+        "type": message.message_type.to_string(),
+        "readers": message.acl.iter().map(|rule| rule.reader.as_str()).collect::<Vec<_>>(),
+        "object_hashes": objects.iter().map(|o| o.object_hash.as_str()).collect::<Vec<_>>(),
+        "containers": objects
+            .iter()
+            .filter_map(|o| o.container.as_ref().map(|c| json!({ "hash": c.container_hash })))
+            .collect::<Vec<_>>(),
+        "created_at": storable_date(&message.created_at, "message", &message.hash)?,
+    });
+    if let Some(invite_hash) = message.invite_hash() {
+        document["invite_hash"] = Value::String(invite_hash);
+    }
+    Ok(document)
+}
+
+/// A document id read back as the value it was written from; anything else
+/// means the index holds documents this code did not write.
+fn parse_id<T, E: std::fmt::Display>(id: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, BackendError> {
+    parse(id).map_err(|e| BackendError::Corrupt(format!("elasticsearch document id {id:?}: {e}")))
 }
 
 /// A date this index can store, in the RFC 3339 form `date_nanos` parses.
@@ -390,7 +417,7 @@ struct Refusal {
     reason: String,
 }
 
-impl Refusal {
+impl Retryable for Refusal {
     /// Worth another attempt: no answer, overload, or a server-side failure.
     fn is_transient(&self) -> bool {
         match self.status {
@@ -398,7 +425,15 @@ impl Refusal {
             Some(status) => status == 429 || status >= 500,
         }
     }
+}
 
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "elasticsearch {}: {}", self.action, self.reason)
+    }
+}
+
+impl Refusal {
     async fn from_response(action: &'static str, response: Response) -> Self {
         let status = response.status_code();
         let text = response.text().await.unwrap_or_default();
@@ -436,24 +471,15 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<Response, elasticsearch::Error>>,
 {
-    let mut backoff = FIRST_BACKOFF;
-    let mut attempts = 1;
-    loop {
-        let outcome = match attempt().await {
-            Err(error) => Err(Refusal { action, status: None, kind: String::new(), reason: error.to_string() }),
-            Ok(response) if response.status_code().is_success() => read_success(action, response).await,
-            Ok(response) => Err(Refusal::from_response(action, response).await),
-        };
-        match outcome {
-            Err(refusal) if refusal.is_transient() && attempts < ATTEMPTS => {
-                tracing::warn!(action, attempts, reason = %refusal.reason, "elasticsearch request failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff *= 3;
-                attempts += 1;
+    RETRY
+        .retry(action, || async {
+            match attempt().await {
+                Err(error) => Err(Refusal { action, status: None, kind: String::new(), reason: error.to_string() }),
+                Ok(response) if response.status_code().is_success() => read_success(action, response).await,
+                Ok(response) => Err(Refusal::from_response(action, response).await),
             }
-            outcome => return outcome,
-        }
-    }
+        })
+        .await
 }
 
 async fn read_success(action: &'static str, response: Response) -> Result<Value, Refusal> {

@@ -1,0 +1,665 @@
+//! The embedded backend: record store, search index, queue and claim store
+//! in one redb database file, for `pm serve` on one machine.
+//!
+//! Guarantees:
+//! - **Durable before answered.** Every write returns after its transaction
+//!   committed with redb's default durability (data on disk, one fsync), so
+//!   an acknowledged write survives `SIGKILL`. The one exception is the
+//!   acknowledgement of deliveries, committed without an fsync: losing it
+//!   only means an idempotent redelivery, and the next durable commit
+//!   persists it anyway.
+//! - **Group commit.** Concurrent [`Admission::admit`] calls are gathered by
+//!   one committer thread into a single write transaction: each request's
+//!   claims are checked and taken, and its message queued, in turn, so a
+//!   request sees the claims of those before it, and all are answered after
+//!   the one commit (one fsync for the group).
+//! - **One transaction per write.** A [`RecordWriter::write`] batch is
+//!   indexed and stored in one transaction: never an index entry without its
+//!   record or the reverse.
+//! - **Queue.** One consumer per database; unsettled deliveries are handed
+//!   out again when a new consumer starts.
+
+use crate::seams::*;
+use async_trait::async_trait;
+use pm_models::codec::{from_msgpack, to_msgpack};
+use pm_models::content::nickname_key;
+use pm_models::records::{MessageRecord, PersonaRecord};
+use pm_models::time::Micros;
+use pm_models::{Address, MessageHash};
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::{oneshot, Notify};
+
+const PERSONA: TableDefinition<&str, &[u8]> = TableDefinition::new("persona");
+const MESSAGE: TableDefinition<&str, &[u8]> = TableDefinition::new("message");
+const NICKNAME: TableDefinition<&str, &str> = TableDefinition::new("index_nickname");
+type Listing = TableDefinition<'static, (&'static str, i64, &'static str), ()>;
+const BY_SENDER: Listing = TableDefinition::new("index_sender");
+const BY_READER: Listing = TableDefinition::new("index_reader");
+const BY_OBJECT: Listing = TableDefinition::new("index_object");
+const BY_CONTAINER: Listing = TableDefinition::new("index_container");
+const BY_DATE: TableDefinition<(i64, &str), ()> = TableDefinition::new("index_date");
+const CLAIM: TableDefinition<&str, &str> = TableDefinition::new("claim");
+const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
+const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_dead");
+/// Counters that must never go back, e.g. the queue sequence: a drained
+/// queue must not hand out a number its consumer has already passed.
+const COUNTER: TableDefinition<&str, u64> = TableDefinition::new("counter");
+const QUEUE_SEQUENCE: &str = "queue";
+const DEAD_SEQUENCE: &str = "queue_dead";
+
+/// The most admissions one group commit takes.
+const MAX_GROUP: usize = 512;
+
+/// One redb file holding every table; cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedBackend {
+    db: Arc<Database>,
+    published: Arc<Notify>,
+    committer: Arc<Committer>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Corrupt(e.to_string())
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredQueued {
+    message_id: MessageHash,
+    accepted_at: i64,
+    /// Empty for messages queued before receipts existed.
+    #[serde(default)]
+    receipt: String,
+    payload: Vec<u8>,
+}
+
+impl StoredQueued {
+    fn of(message: &QueuedMessage) -> Self {
+        Self {
+            message_id: message.message_id.clone(),
+            accepted_at: message.accepted_at.0,
+            receipt: message.receipt.clone(),
+            payload: message.payload.clone(),
+        }
+    }
+
+    fn into_message(self) -> QueuedMessage {
+        QueuedMessage {
+            message_id: self.message_id,
+            accepted_at: Micros(self.accepted_at),
+            receipt: self.receipt,
+            payload: self.payload,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredDead {
+    message: StoredQueued,
+    reason: String,
+}
+
+/// An admission waiting for the next group commit.
+struct AdmitRequest {
+    keys: Vec<ClaimKey>,
+    message: QueuedMessage,
+    answer: oneshot::Sender<Result<ClaimOutcome, BackendError>>,
+}
+
+/// The thread that runs group commits. Dropping the last handle stops it
+/// and waits for it, so the database file is closed when the backend is.
+struct Committer {
+    requests: Mutex<Option<mpsc::Sender<AdmitRequest>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl EmbeddedBackend {
+    /// Opens (or creates) the database file and every table in it.
+    pub fn open(path: &Path) -> Result<Self, BackendError> {
+        let db = Arc::new(Database::create(path).map_err(unavailable)?);
+        let txn = db.begin_write().map_err(unavailable)?;
+        {
+            txn.open_table(PERSONA).map_err(unavailable)?;
+            txn.open_table(MESSAGE).map_err(unavailable)?;
+            txn.open_table(NICKNAME).map_err(unavailable)?;
+            for listing in [BY_SENDER, BY_READER, BY_OBJECT, BY_CONTAINER] {
+                txn.open_table(listing).map_err(unavailable)?;
+            }
+            txn.open_table(BY_DATE).map_err(unavailable)?;
+            txn.open_table(CLAIM).map_err(unavailable)?;
+            txn.open_table(QUEUE).map_err(unavailable)?;
+            txn.open_table(DEAD).map_err(unavailable)?;
+            txn.open_table(COUNTER).map_err(unavailable)?;
+        }
+        txn.commit().map_err(unavailable)?;
+        let published = Arc::new(Notify::new());
+        let (requests, incoming) = mpsc::channel();
+        let thread = {
+            let (db, published) = (db.clone(), published.clone());
+            std::thread::Builder::new()
+                .name("pm-embedded-commit".into())
+                .spawn(move || run_group_commits(&db, &incoming, &published))
+                .map_err(unavailable)?
+        };
+        let committer = Arc::new(Committer { requests: Mutex::new(Some(requests)), thread: Mutex::new(Some(thread)) });
+        Ok(Self { db, published, committer })
+    }
+
+    /// Runs blocking redb work off the async worker threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, BackendError> + Send + 'static,
+    ) -> Result<T, BackendError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || work(&db)).await.map_err(unavailable)?
+    }
+
+    /// Runs `work` in one write transaction committed with `durability`.
+    async fn write_txn(
+        &self,
+        durability: Durability,
+        work: impl FnOnce(&redb::WriteTransaction) -> Result<(), BackendError> + Send + 'static,
+    ) -> Result<(), BackendError> {
+        self.blocking(move |db| {
+            let mut txn = db.begin_write().map_err(unavailable)?;
+            txn.set_durability(durability);
+            work(&txn)?;
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Reads rows of `table` by key, in order.
+    async fn get_rows<T: for<'de> Deserialize<'de> + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<T>>, BackendError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(table).map_err(unavailable)?;
+            keys.iter()
+                .map(|key| {
+                    let row = table.get(key.as_str()).map_err(unavailable)?;
+                    row.map(|v| from_msgpack(v.value()).map_err(corrupt)).transpose()
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// How many messages wait in the queue and how many were dead-lettered.
+    pub async fn queue_depth(&self) -> Result<(u64, u64), BackendError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let queued = txn.open_table(QUEUE).map_err(unavailable)?.len().map_err(unavailable)?;
+            let dead = txn.open_table(DEAD).map_err(unavailable)?.len().map_err(unavailable)?;
+            Ok((queued, dead))
+        })
+        .await
+    }
+}
+
+/// The committer thread: waits for an admission, takes every other one
+/// already waiting (up to [`MAX_GROUP`]), runs them all in one transaction
+/// and answers each after the commit. Ends when the backend is dropped.
+fn run_group_commits(db: &Database, incoming: &mpsc::Receiver<AdmitRequest>, published: &Notify) {
+    while let Ok(first) = incoming.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match incoming.try_recv() {
+                Ok(request) => group.push(request),
+                Err(_) => break,
+            }
+        }
+        let outcomes = admit_group(db, &group);
+        let queued_any = matches!(&outcomes, Ok(o) if o.contains(&ClaimOutcome::Claimed));
+        match outcomes {
+            Ok(outcomes) => {
+                for (request, outcome) in group.into_iter().zip(outcomes) {
+                    let _ = request.answer.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                for request in group {
+                    let _ = request.answer.send(Err(error.clone()));
+                }
+            }
+        }
+        if queued_any {
+            published.notify_one();
+        }
+    }
+}
+
+/// Admits a group in one transaction; a request whose claims conflict
+/// (with stored claims or with an earlier request of the group) takes none.
+fn admit_group(db: &Database, group: &[AdmitRequest]) -> Result<Vec<ClaimOutcome>, BackendError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    {
+        let mut claims = txn.open_table(CLAIM).map_err(unavailable)?;
+        for request in group {
+            let outcome = claim_in(&mut claims, &request.keys, request.message.message_id.as_str())?;
+            if outcome == ClaimOutcome::Claimed {
+                enqueue_in(&txn, &request.message)?;
+            }
+            outcomes.push(outcome);
+        }
+    }
+    txn.commit().map_err(unavailable)?;
+    Ok(outcomes)
+}
+
+/// A message hash read from a listing table.
+fn listed_hash(text: &str) -> Result<MessageHash, BackendError> {
+    MessageHash::parse(text).map_err(|e| corrupt(format!("listed hash {text:?}: {e}")))
+}
+
+fn claim_in(table: &mut redb::Table<&str, &str>, keys: &[ClaimKey], by: &str) -> Result<ClaimOutcome, BackendError> {
+    let rows: Vec<String> = keys.iter().map(ClaimKey::row_key).collect();
+    for (key, row) in keys.iter().zip(&rows) {
+        if table.get(row.as_str()).map_err(unavailable)?.is_some() {
+            return Ok(ClaimOutcome::Conflict(key.clone()));
+        }
+    }
+    for row in &rows {
+        table.insert(row.as_str(), by).map_err(unavailable)?;
+    }
+    Ok(ClaimOutcome::Claimed)
+}
+
+/// Takes the next number of the named sequence, inside the caller's transaction.
+fn next_sequence(txn: &redb::WriteTransaction, name: &str) -> Result<u64, BackendError> {
+    let mut counters = txn.open_table(COUNTER).map_err(unavailable)?;
+    let next = counters.get(name).map_err(unavailable)?.map_or(1, |v| v.value() + 1);
+    counters.insert(name, next).map_err(unavailable)?;
+    Ok(next)
+}
+
+fn enqueue_in(txn: &redb::WriteTransaction, message: &QueuedMessage) -> Result<(), BackendError> {
+    let seq = next_sequence(txn, QUEUE_SEQUENCE)?;
+    let mut table = txn.open_table(QUEUE).map_err(unavailable)?;
+    table.insert(seq, to_msgpack(&StoredQueued::of(message)).as_slice()).map_err(unavailable)?;
+    Ok(())
+}
+
+fn put_in(txn: &redb::WriteTransaction, batch: &RecordBatch) -> Result<(), BackendError> {
+    let mut personas = txn.open_table(PERSONA).map_err(unavailable)?;
+    for persona in &batch.personas {
+        personas.insert(persona.address.as_str(), to_msgpack(persona).as_slice()).map_err(unavailable)?;
+    }
+    let mut messages = txn.open_table(MESSAGE).map_err(unavailable)?;
+    for message in &batch.messages {
+        messages.insert(message.hash.as_str(), to_msgpack(message).as_slice()).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn index_in(
+    txn: &redb::WriteTransaction,
+    personas: &[PersonaRecord],
+    messages: &[MessageKeys],
+) -> Result<(), BackendError> {
+    let mut nicknames = txn.open_table(NICKNAME).map_err(unavailable)?;
+    for persona in personas {
+        nicknames.insert(nickname_key(&persona.nickname).as_str(), persona.address.as_str()).map_err(unavailable)?;
+    }
+    let mut by_sender = txn.open_table(BY_SENDER).map_err(unavailable)?;
+    let mut by_date = txn.open_table(BY_DATE).map_err(unavailable)?;
+    let mut by_reader = txn.open_table(BY_READER).map_err(unavailable)?;
+    let mut by_object = txn.open_table(BY_OBJECT).map_err(unavailable)?;
+    let mut by_container = txn.open_table(BY_CONTAINER).map_err(unavailable)?;
+    for keys in messages {
+        let (m, h) = (keys.micros, keys.hash.as_str());
+        by_sender.insert((keys.sender.as_str(), m, h), ()).map_err(unavailable)?;
+        by_date.insert((m, h), ()).map_err(unavailable)?;
+        for (table, values) in
+            [(&mut by_reader, &keys.readers), (&mut by_object, &keys.objects), (&mut by_container, &keys.containers)]
+        {
+            for value in values {
+                table.insert((value.as_str(), m, h), ()).map_err(unavailable)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The listing keys a message is found under.
+struct MessageKeys {
+    micros: i64,
+    hash: String,
+    sender: String,
+    readers: Vec<String>,
+    objects: Vec<String>,
+    containers: Vec<String>,
+}
+
+impl MessageKeys {
+    fn of(message: &MessageRecord) -> Result<Self, BackendError> {
+        let micros = message
+            .created_at_micros()
+            .ok_or_else(|| corrupt(format!("created_at {:?} is not an RFC 3339 date", message.created_at)))?
+            .0;
+        Ok(Self {
+            micros,
+            hash: message.hash.clone(),
+            sender: message.persona_sender.clone(),
+            readers: message.acl.iter().map(|r| r.reader.clone()).collect(),
+            objects: message.objects.iter().map(|o| o.object_hash.clone()).collect(),
+            containers: message
+                .objects
+                .iter()
+                .filter_map(|o| o.container.as_ref().map(|c| c.container_hash.clone()))
+                .collect(),
+        })
+    }
+
+    fn of_batch(batch: &RecordBatch) -> Result<Vec<Self>, BackendError> {
+        batch.messages.iter().map(Self::of).collect()
+    }
+}
+
+#[async_trait]
+impl RecordStore for EmbeddedBackend {
+    async fn put(&self, batch: &RecordBatch) -> Result<(), BackendError> {
+        let batch = batch.clone();
+        self.write_txn(Durability::Immediate, move |txn| put_in(txn, &batch)).await
+    }
+
+    async fn personas(&self, addresses: &[Address]) -> Result<Vec<Option<PersonaRecord>>, BackendError> {
+        self.get_rows(PERSONA, addresses.iter().map(Address::to_string).collect()).await
+    }
+
+    async fn messages(&self, hashes: &[MessageHash]) -> Result<Vec<Option<MessageRecord>>, BackendError> {
+        self.get_rows(MESSAGE, hashes.iter().map(MessageHash::to_string).collect()).await
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.blocking(|db| db.begin_read().map(drop).map_err(unavailable)).await
+    }
+}
+
+/// A batch indexed and stored in one transaction: one fsync, and never an
+/// index entry without its record or the reverse.
+#[async_trait]
+impl RecordWriter for EmbeddedBackend {
+    async fn write(&self, batch: &RecordBatch) -> Result<(), BackendError> {
+        let keys = MessageKeys::of_batch(batch)?;
+        let batch = batch.clone();
+        self.write_txn(Durability::Immediate, move |txn| {
+            index_in(txn, &batch.personas, &keys)?;
+            put_in(txn, &batch)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        RecordStore::ping(self).await
+    }
+}
+
+#[async_trait]
+impl SearchIndex for EmbeddedBackend {
+    async fn index(&self, batch: &RecordBatch) -> Result<(), BackendError> {
+        let keys = MessageKeys::of_batch(batch)?;
+        let personas = batch.personas.clone();
+        self.write_txn(Durability::Immediate, move |txn| index_in(txn, &personas, &keys)).await
+    }
+
+    async fn persona_by_nickname(&self, nickname_key: &str) -> Result<Option<Address>, BackendError> {
+        let key = nickname_key.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(NICKNAME).map_err(unavailable)?;
+            let row = table.get(key.as_str()).map_err(unavailable)?;
+            row.map(|v| Address::parse(v.value()).map_err(corrupt)).transpose()
+        })
+        .await
+    }
+
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<MessageHash>, BackendError> {
+        let filter = filter.clone();
+        let after = after.cloned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let (listing, value) = match &filter {
+                MessageFilter::Day(day) => {
+                    let (start, end) = day.range();
+                    let table = txn.open_table(BY_DATE).map_err(unavailable)?;
+                    let lower = match &after {
+                        Some(c) if c.created_at >= start => Bound::Excluded((c.created_at.0, c.hash.as_str())),
+                        _ => Bound::Included((start.0, "")),
+                    };
+                    let range =
+                        table.range::<(i64, &str)>((lower, Bound::Excluded((end.0, "")))).map_err(unavailable)?;
+                    return range.take(limit).map(|row| listed_hash(row.map_err(unavailable)?.0.value().1)).collect();
+                }
+                MessageFilter::Sender(v) => (BY_SENDER, v.as_str()),
+                MessageFilter::Reader(v) => (BY_READER, v.as_str()),
+                MessageFilter::ObjectHash(v) => (BY_OBJECT, v.as_str()),
+                MessageFilter::ContainerHash(v) => (BY_CONTAINER, v.as_str()),
+            };
+            let table = txn.open_table(listing).map_err(unavailable)?;
+            let lower = match &after {
+                Some(c) => Bound::Excluded((value, c.created_at.0, c.hash.as_str())),
+                None => Bound::Included((value, i64::MIN, "")),
+            };
+            // Hashes are base64 text, so DEL sorts after every one of them.
+            let upper = Bound::Included((value, i64::MAX, "\u{7f}"));
+            let range = table.range::<(&str, i64, &str)>((lower, upper)).map_err(unavailable)?;
+            range.take(limit).map(|row| listed_hash(row.map_err(unavailable)?.0.value().2)).collect()
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        RecordStore::ping(self).await
+    }
+}
+
+#[async_trait]
+impl ClaimStore for EmbeddedBackend {
+    async fn claim(&self, keys: &[ClaimKey], by: &str) -> Result<ClaimOutcome, BackendError> {
+        let (keys, by) = (keys.to_vec(), by.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let outcome = claim_in(&mut txn.open_table(CLAIM).map_err(unavailable)?, &keys, &by)?;
+            match outcome {
+                ClaimOutcome::Claimed => txn.commit().map_err(unavailable)?,
+                ClaimOutcome::Conflict(_) => txn.abort().map_err(unavailable)?,
+            }
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn release(&self, keys: &[ClaimKey], by: &str) -> Result<(), BackendError> {
+        let (keys, by) = (keys.to_vec(), by.to_owned());
+        self.write_txn(Durability::Immediate, move |txn| {
+            let mut table = txn.open_table(CLAIM).map_err(unavailable)?;
+            for row in keys.iter().map(ClaimKey::row_key) {
+                let held_by_us = table.get(row.as_str()).map_err(unavailable)?.is_some_and(|v| v.value() == by);
+                if held_by_us {
+                    table.remove(row.as_str()).map_err(unavailable)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn holder(&self, key: &ClaimKey) -> Result<Option<String>, BackendError> {
+        let row = key.row_key();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(CLAIM).map_err(unavailable)?;
+            let holder = table.get(row.as_str()).map_err(unavailable)?;
+            Ok(holder.map(|v| v.value().to_owned()))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Admission for EmbeddedBackend {
+    /// Joins the next group commit (module doc).
+    async fn admit(&self, keys: &[ClaimKey], message: &QueuedMessage) -> Result<ClaimOutcome, BackendError> {
+        let (answer, answered) = oneshot::channel();
+        let request = AdmitRequest { keys: keys.to_vec(), message: message.clone(), answer };
+        let sent = match &*self.committer.requests.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(requests) => requests.send(request).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(BackendError::Unavailable("the embedded committer has stopped".to_owned()));
+        }
+        answered.await.map_err(|_| BackendError::Unavailable("the embedded committer has stopped".to_owned()))?
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        RecordStore::ping(self).await
+    }
+}
+
+#[async_trait]
+impl Queue for EmbeddedBackend {
+    async fn publish(&self, message: &QueuedMessage) -> Result<(), BackendError> {
+        let message = message.clone();
+        self.write_txn(Durability::Immediate, move |txn| enqueue_in(txn, &message)).await?;
+        self.published.notify_one();
+        Ok(())
+    }
+
+    async fn consume(&self) -> Result<Box<dyn Consumer>, BackendError> {
+        Ok(Box::new(EmbeddedConsumer { backend: self.clone(), cursor: 0, buffer: Default::default() }))
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        RecordStore::ping(self).await
+    }
+}
+
+/// Reads the queue table in sequence order. Its cursor lives in memory, so a
+/// restarted process hands out every unsettled message again.
+struct EmbeddedConsumer {
+    backend: EmbeddedBackend,
+    cursor: u64,
+    buffer: std::collections::VecDeque<Delivery>,
+}
+
+const FETCH_BATCH: usize = 512;
+
+impl EmbeddedConsumer {
+    async fn fetch(&mut self) -> Result<(), BackendError> {
+        let cursor = self.cursor;
+        let batch = self
+            .backend
+            .blocking(move |db| {
+                let txn = db.begin_read().map_err(unavailable)?;
+                let table = txn.open_table(QUEUE).map_err(unavailable)?;
+                let rows = table.range(cursor..).map_err(unavailable)?;
+                rows.take(FETCH_BATCH)
+                    .map(|row| {
+                        let (k, v) = row.map_err(unavailable)?;
+                        let stored: StoredQueued = from_msgpack(v.value()).map_err(corrupt)?;
+                        // The cursor lives in memory: a row is new to this consumer.
+                        Ok(Delivery { tag: k.value(), redelivered: false, message: stored.into_message() })
+                    })
+                    .collect::<Result<Vec<_>, BackendError>>()
+            })
+            .await?;
+        if let Some(last) = batch.last() {
+            self.cursor = last.tag + 1;
+        }
+        self.buffer.extend(batch);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Consumer for EmbeddedConsumer {
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, BackendError> {
+        loop {
+            if !self.buffer.is_empty() {
+                let take = max.max(1).min(self.buffer.len());
+                return Ok(self.buffer.drain(..take).collect());
+            }
+            // Register interest before looking, so a publish in between wakes us.
+            let published = self.backend.published.clone();
+            let notified = published.notified();
+            self.fetch().await?;
+            if self.buffer.is_empty() {
+                // The timeout is a safety net only; publishes notify.
+                let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+            }
+        }
+    }
+
+    async fn ack(&mut self, tags: &[u64]) -> Result<(), BackendError> {
+        let tags = tags.to_vec();
+        // A lost acknowledgement is an idempotent redelivery (module doc).
+        self.backend
+            .write_txn(Durability::None, move |txn| {
+                let mut queue = txn.open_table(QUEUE).map_err(unavailable)?;
+                for tag in tags {
+                    queue.remove(tag).map_err(unavailable)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Hands the message out again by moving the cursor back to it: the
+    /// deliveries after it that are still unsettled come out again too,
+    /// which the writer's idempotent writes make harmless.
+    async fn requeue(&mut self, tag: u64) -> Result<(), BackendError> {
+        self.buffer.retain(|d| d.tag < tag);
+        self.cursor = self.cursor.min(tag);
+        Ok(())
+    }
+
+    async fn dead_letter(&mut self, tag: u64, reason: &str) -> Result<(), BackendError> {
+        let reason = reason.to_owned();
+        self.backend
+            .write_txn(Durability::Immediate, move |txn| {
+                let removed = txn
+                    .open_table(QUEUE)
+                    .map_err(unavailable)?
+                    .remove(tag)
+                    .map_err(unavailable)?
+                    .map(|row| row.value().to_vec());
+                if let Some(row) = removed {
+                    let message: StoredQueued = from_msgpack(&row).map_err(corrupt)?;
+                    let seq = next_sequence(txn, DEAD_SEQUENCE)?;
+                    let dead = to_msgpack(&StoredDead { message, reason });
+                    txn.open_table(DEAD).map_err(unavailable)?.insert(seq, dead.as_slice()).map_err(unavailable)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+}

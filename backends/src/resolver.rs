@@ -1,0 +1,218 @@
+//! The resolver: turns [`BackendSettings`] into the seams a role asks for,
+//! the way quickwit's `StorageResolver` builds storages from configs. Each
+//! backend is connected once, on first use, and shared by every seam it
+//! serves; a backend this build leaves out (a cargo feature turned off) is a
+//! clear error, never a stand-in object.
+//!
+//! Where two seams live in the same embedded file, the combined seams use one
+//! transaction: [`Resolver::admission`] (claims + queue) and
+//! [`Resolver::record_writer`] (index + store).
+
+use crate::seams::{
+    Admission, ClaimStore, ClaimThenPublish, IndexThenStore, Queue, RecordStore, RecordWriter, SearchIndex,
+};
+use crate::settings::{BackendSettings, IndexBackend, QueueBackend, StoreBackend};
+use crate::BackendError;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a seam could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("the {0} backend is not part of this build (cargo feature `{0}`)")]
+    NotCompiled(&'static str),
+    #[error("cannot open the embedded database {path} (is another pm process using it?): {source}")]
+    Embedded { path: String, source: BackendError },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot connect to {backend}: {source}")]
+    Connect { backend: &'static str, source: BackendError },
+    #[error("cannot create the {what}: {source}")]
+    Schema { what: &'static str, source: BackendError },
+}
+
+/// Returns the seam `$get` resolves to when the backend's feature is
+/// compiled in, and `NotCompiled` otherwise.
+macro_rules! resolved {
+    ($feature:literal, $get:expr) => {{
+        #[cfg(feature = $feature)]
+        {
+            // `Ok(..?)` coerces a concrete backend into the seam's trait object.
+            #[allow(clippy::needless_question_mark)]
+            return Ok($get.await?);
+        }
+        #[cfg(not(feature = $feature))]
+        {
+            return Err(ResolveError::NotCompiled($feature));
+        }
+    }};
+}
+
+/// Builds the configured seams; cheap to share behind an `Arc`.
+pub struct Resolver {
+    settings: BackendSettings,
+    data_dir: PathBuf,
+    #[cfg(feature = "embedded")]
+    embedded: tokio::sync::OnceCell<crate::embedded::EmbeddedBackend>,
+    #[cfg(feature = "hbase")]
+    hbase: tokio::sync::OnceCell<crate::hbase::HBaseStore>,
+    #[cfg(feature = "elasticsearch")]
+    elasticsearch: tokio::sync::OnceCell<crate::elasticsearch::ElasticIndex>,
+    #[cfg(feature = "rabbitmq")]
+    rabbitmq: tokio::sync::OnceCell<crate::rabbitmq::RabbitMqQueue>,
+}
+
+impl Resolver {
+    /// `data_dir` holds the embedded database file (`ledger.redb`).
+    pub fn new(settings: BackendSettings, data_dir: &Path) -> Self {
+        Self {
+            settings,
+            data_dir: data_dir.to_owned(),
+            #[cfg(feature = "embedded")]
+            embedded: tokio::sync::OnceCell::new(),
+            #[cfg(feature = "hbase")]
+            hbase: tokio::sync::OnceCell::new(),
+            #[cfg(feature = "elasticsearch")]
+            elasticsearch: tokio::sync::OnceCell::new(),
+            #[cfg(feature = "rabbitmq")]
+            rabbitmq: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &BackendSettings {
+        &self.settings
+    }
+
+    /// The embedded database file under the data directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("ledger.redb")
+    }
+
+    pub async fn record_store(&self) -> Result<Arc<dyn RecordStore>, ResolveError> {
+        match self.settings.backends.store {
+            StoreBackend::Embedded => resolved!("embedded", self.embedded()),
+            StoreBackend::Hbase => resolved!("hbase", self.hbase()),
+        }
+    }
+
+    pub async fn claim_store(&self) -> Result<Arc<dyn ClaimStore>, ResolveError> {
+        match self.settings.backends.store {
+            StoreBackend::Embedded => resolved!("embedded", self.embedded()),
+            StoreBackend::Hbase => resolved!("hbase", self.hbase()),
+        }
+    }
+
+    pub async fn search_index(&self) -> Result<Arc<dyn SearchIndex>, ResolveError> {
+        match self.settings.backends.index {
+            IndexBackend::Embedded => resolved!("embedded", self.embedded()),
+            IndexBackend::Elasticsearch => resolved!("elasticsearch", self.elasticsearch()),
+        }
+    }
+
+    pub async fn queue(&self) -> Result<Arc<dyn Queue>, ResolveError> {
+        match self.settings.backends.queue {
+            QueueBackend::Embedded => resolved!("embedded", self.embedded()),
+            QueueBackend::Rabbitmq => resolved!("rabbitmq", self.rabbitmq()),
+        }
+    }
+
+    /// Claims and queue as one step: one transaction when both live in the
+    /// embedded file, else claim, publish, and release on failure.
+    pub async fn admission(&self) -> Result<Arc<dyn Admission>, ResolveError> {
+        let b = self.settings.backends;
+        if b.store == StoreBackend::Embedded && b.queue == QueueBackend::Embedded {
+            resolved!("embedded", self.embedded());
+        }
+        Ok(Arc::new(ClaimThenPublish { claims: self.claim_store().await?, queue: self.queue().await? }))
+    }
+
+    /// A delivery's records: one transaction when index and store live in
+    /// the embedded file, else index, then store.
+    pub async fn record_writer(&self) -> Result<Arc<dyn RecordWriter>, ResolveError> {
+        let b = self.settings.backends;
+        if b.store == StoreBackend::Embedded && b.index == IndexBackend::Embedded {
+            resolved!("embedded", self.embedded());
+        }
+        Ok(Arc::new(IndexThenStore { store: self.record_store().await?, index: self.search_index().await? }))
+    }
+
+    /// Creates the tables and indices of the configured servers where
+    /// missing (the embedded file creates its tables when opened).
+    pub async fn create_schema(&self) -> Result<(), ResolveError> {
+        if self.settings.backends.store == StoreBackend::Hbase {
+            let hbase: Result<(), ResolveError> = async { resolved!("hbase", self.create_hbase_tables()) }.await;
+            hbase?;
+        }
+        if self.settings.backends.index == IndexBackend::Elasticsearch {
+            let es: Result<(), ResolveError> = async { resolved!("elasticsearch", self.create_es_indices()) }.await;
+            es?;
+        }
+        Ok(())
+    }
+
+    #[cfg(feature = "hbase")]
+    async fn create_hbase_tables(&self) -> Result<(), ResolveError> {
+        let store = self.hbase().await?;
+        store.create_tables().await.map_err(|source| ResolveError::Schema { what: "HBase tables", source })
+    }
+
+    #[cfg(feature = "elasticsearch")]
+    async fn create_es_indices(&self) -> Result<(), ResolveError> {
+        let index = self.elasticsearch().await?;
+        index.create_indices().await.map_err(|source| ResolveError::Schema { what: "Elasticsearch indices", source })
+    }
+
+    #[cfg(feature = "embedded")]
+    async fn embedded(&self) -> Result<Arc<crate::embedded::EmbeddedBackend>, ResolveError> {
+        let backend = self
+            .embedded
+            .get_or_try_init(|| async {
+                std::fs::create_dir_all(&self.data_dir)
+                    .map_err(|source| ResolveError::DataDir { path: self.data_dir.display().to_string(), source })?;
+                let path = self.database_path();
+                crate::embedded::EmbeddedBackend::open(&path)
+                    .map_err(|source| ResolveError::Embedded { path: path.display().to_string(), source })
+            })
+            .await?;
+        Ok(Arc::new(backend.clone()))
+    }
+
+    #[cfg(feature = "hbase")]
+    async fn hbase(&self) -> Result<Arc<crate::hbase::HBaseStore>, ResolveError> {
+        let store = self
+            .hbase
+            .get_or_try_init(|| async {
+                crate::hbase::HBaseStore::connect(self.settings.hbase.clone())
+                    .await
+                    .map_err(|source| ResolveError::Connect { backend: "HBase", source })
+            })
+            .await?;
+        Ok(Arc::new(store.clone()))
+    }
+
+    #[cfg(feature = "elasticsearch")]
+    async fn elasticsearch(&self) -> Result<Arc<crate::elasticsearch::ElasticIndex>, ResolveError> {
+        let index = self
+            .elasticsearch
+            .get_or_try_init(|| async {
+                crate::elasticsearch::ElasticIndex::connect(self.settings.elasticsearch.clone())
+                    .await
+                    .map_err(|source| ResolveError::Connect { backend: "Elasticsearch", source })
+            })
+            .await?;
+        Ok(Arc::new(index.clone()))
+    }
+
+    #[cfg(feature = "rabbitmq")]
+    async fn rabbitmq(&self) -> Result<Arc<crate::rabbitmq::RabbitMqQueue>, ResolveError> {
+        let queue = self
+            .rabbitmq
+            .get_or_try_init(|| async {
+                crate::rabbitmq::RabbitMqQueue::connect(self.settings.rabbitmq.clone())
+                    .await
+                    .map_err(|source| ResolveError::Connect { backend: "RabbitMQ", source })
+            })
+            .await?;
+        Ok(Arc::new(queue.clone()))
+    }
+}

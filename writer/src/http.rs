@@ -1,0 +1,23 @@
+//! The writer's HTTP endpoints: it has no API, only `GET /healthz` (the
+//! process is up) and `GET /readyz` (store, index and queue answer).
+
+use crate::Writer;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use pm_http::responses::{healthz, readiness};
+
+pub fn serve_health(writer: Writer, listener: std::net::TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    let state = web::Data::new(writer);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+    })
+    .disable_signals()
+    .listen(listener)?
+    .run())
+}
+
+async fn readyz(writer: web::Data<Writer>) -> HttpResponse {
+    readiness(writer.ready().await.map_err(|error| error.to_string()))
+}
