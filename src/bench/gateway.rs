@@ -93,29 +93,22 @@ impl Gateway {
         self.post(request_body(query, &variables)).await
     }
 
-    /// Of `hashes`, those `messageByHash` finds, asked in batches with up to
-    /// `in_flight` queries at once. A batch that fails counts as not found.
-    pub async fn readable_messages(&self, hashes: &[String], in_flight: usize) -> HashSet<String> {
-        self.found(hashes, in_flight, "messageByHash(messageHash:", "messageHash").await
-    }
-
-    /// Of `addresses`, those `persona(address:)` finds.
-    pub async fn readable_personas(&self, addresses: &[String], in_flight: usize) -> HashSet<String> {
-        self.found(addresses, in_flight, "persona(address:", "address").await
-    }
-
-    async fn found(&self, keys: &[String], in_flight: usize, field: &str, key_field: &str) -> HashSet<String> {
+    /// Of `keys`, those `lookup` finds, asked [`LOOKUPS_PER_QUERY`] to a
+    /// query with up to `in_flight` queries at once. A query that fails
+    /// counts as finding nothing.
+    pub async fn readable(&self, lookup: &KeyLookup, keys: &[String], in_flight: usize) -> HashSet<String> {
+        let KeyLookup { field, argument, key_field } = lookup;
         let batches = keys.chunks(LOOKUPS_PER_QUERY).map(|batch| async move {
             let fields: String = batch
                 .iter()
                 .enumerate()
-                .map(|(i, key)| format!("f{i}: {field} {}) {{ {key_field} }} ", Value::from(key.as_str())))
+                .map(|(i, key)| format!("f{i}: {field}({argument}: {}) {{ {key_field} }} ", Value::from(key.as_str())))
                 .collect();
             let data = self.query(&format!("{{ {fields} }}"), json!({})).await.unwrap_or(Value::Null);
             batch
                 .iter()
                 .enumerate()
-                .filter(|(i, key)| data[format!("f{i}")][key_field].as_str() == Some(key.as_str()))
+                .filter(|(i, key)| data[format!("f{i}")][*key_field].as_str() == Some(key.as_str()))
                 .map(|(_, key)| key.clone())
                 .collect::<Vec<_>>()
         });
@@ -127,6 +120,17 @@ impl Gateway {
             .await
     }
 }
+
+/// A lookup by key whose answer repeats the key.
+pub struct KeyLookup {
+    field: &'static str,
+    argument: &'static str,
+    key_field: &'static str,
+}
+
+pub const MESSAGE_BY_HASH: KeyLookup =
+    KeyLookup { field: "messageByHash", argument: "messageHash", key_field: "messageHash" };
+pub const PERSONA_BY_ADDRESS: KeyLookup = KeyLookup { field: "persona", argument: "address", key_field: "address" };
 
 /// The JSON body of a GraphQL request.
 pub fn request_body(query: &str, variables: &Value) -> Vec<u8> {

@@ -2,7 +2,7 @@
 //! until the last accepted envelope is readable) and the queries, each a
 //! closed loop of `concurrency` workers over keep-alive HTTP.
 
-use super::gateway::{request_body, Gateway};
+use super::gateway::{request_body, Gateway, MESSAGE_BY_HASH};
 use super::report::{latency_histogram, per_second, IngestFigures, Latency, Throughput};
 use super::setup::{sign_assertions, signed_timestamp, Cast, SignedEnvelope};
 use super::BenchError;
@@ -222,7 +222,7 @@ async fn wait_stored(
     let mut pending: Vec<String> = hashes.to_vec();
     let mut last_seen = Instant::now();
     while !pending.is_empty() && Instant::now() < deadline {
-        let found: HashSet<String> = gateway.readable_messages(&pending, concurrency).await;
+        let found: HashSet<String> = gateway.readable(&MESSAGE_BY_HASH, &pending, concurrency).await;
         if !found.is_empty() {
             last_seen = Instant::now();
             progress.inc(found.len() as u64);

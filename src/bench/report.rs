@@ -265,7 +265,7 @@ pub fn ratios(ingest: &IngestFigures, queries: &[Throughput], ceilings: &Ceiling
 }
 
 fn ms(value: f64) -> String {
-    format!("{value:.2}")
+    format!("{value:.3}")
 }
 
 fn rate(value: f64) -> String {
@@ -293,11 +293,11 @@ pub fn table(report: &BenchReport) -> String {
     );
     let _ = writeln!(out);
     let _ =
-        writeln!(out, "{:<34} {:>8} {:>10} {:>8} {:>8} {:>8}", "phase", "count", "per s", "p50 ms", "p99 ms", "max ms");
+        writeln!(out, "{:<38} {:>8} {:>10} {:>8} {:>8} {:>8}", "phase", "count", "per s", "p50 ms", "p99 ms", "max ms");
     let i = &report.ingest;
     let _ = writeln!(
         out,
-        "{:<34} {:>8} {:>10} {:>8} {:>8} {:>8}",
+        "{:<38} {:>8} {:>10} {:>8} {:>8} {:>8}",
         "ingest: accepted",
         i.accepted,
         rate(i.accepted_per_sec),
@@ -306,11 +306,11 @@ pub fn table(report: &BenchReport) -> String {
         ms(i.latency.max_ms)
     );
     let _ =
-        writeln!(out, "{:<34} {:>8} {:>10}", "ingest: stored (until last readable)", i.stored, rate(i.stored_per_sec));
+        writeln!(out, "{:<38} {:>8} {:>10}", "ingest: stored (until last readable)", i.stored, rate(i.stored_per_sec));
     for q in &report.queries {
         let _ = writeln!(
             out,
-            "{:<34} {:>8} {:>10} {:>8} {:>8} {:>8}",
+            "{:<38} {:>8} {:>10} {:>8} {:>8} {:>8}",
             format!("query: {}", q.name),
             q.ops,
             rate(q.per_sec),
@@ -333,13 +333,13 @@ pub fn table(report: &BenchReport) -> String {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:<44} {:>8} {:>10} {:>8} {:>8}",
+            "{:<52} {:>8} {:>10} {:>8} {:>8}",
             "ceiling (same run)", "count", "per s", "p50 ms", "p99 ms"
         );
         for t in [&c.transport, &c.signed_timestamp] {
             let _ = writeln!(
                 out,
-                "{:<44} {:>8} {:>10} {:>8} {:>8}",
+                "{:<52} {:>8} {:>10} {:>8} {:>8}",
                 format!("gateway {}", t.name),
                 t.ops,
                 rate(t.per_sec),
@@ -350,20 +350,20 @@ pub fn table(report: &BenchReport) -> String {
         let e = &c.ed25519;
         let _ = writeln!(
             out,
-            "{:<44} {:>8} {:>10}",
+            "{:<52} {:>8} {:>10}",
             format!("ed25519 verify_strict, {} B, one core", e.payload_bytes),
             e.verifications,
             rate(e.per_sec)
         );
         for backend in &c.backends {
             if let Some(error) = &backend.error {
-                let _ = writeln!(out, "{:<44} not measured: {error}", backend.backend);
+                let _ = writeln!(out, "{:<52} not measured: {error}", backend.backend);
             }
             for p in &backend.paths {
                 let (p50, p99) = p.latency.map(|l| (ms(l.p50_ms), ms(l.p99_ms))).unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "{:<44} {:>8} {:>10} {:>8} {:>8}",
+                    "{:<52} {:>8} {:>10} {:>8} {:>8}",
                     format!("{} {}", backend.backend, p.name),
                     p.records,
                     rate(p.per_sec),
@@ -373,11 +373,11 @@ pub fn table(report: &BenchReport) -> String {
             }
         }
         let _ = writeln!(out);
-        let _ = writeln!(out, "{:<26} {:>10}   {:<52} {:>10} {:>7}", "phase", "per s", "ceiling", "per s", "ratio");
+        let _ = writeln!(out, "{:<30} {:>10}   {:<66} {:>10} {:>7}", "phase", "per s", "ceiling", "per s", "ratio");
         for r in &report.ratios {
             let _ = writeln!(
                 out,
-                "{:<26} {:>10}   {:<52} {:>10} {:>7.3}",
+                "{:<30} {:>10}   {:<66} {:>10} {:>7.3}",
                 r.phase,
                 rate(r.phase_per_sec),
                 r.ceiling,
@@ -418,7 +418,7 @@ pub fn table(report: &BenchReport) -> String {
     for note in &report.notes {
         let _ = writeln!(out, "note: {note}");
     }
-    out
+    out.lines().map(|line| format!("{}\n", line.trim_end())).collect()
 }
 
 fn codes(counts: &BTreeMap<String, u64>) -> String {

@@ -2,7 +2,7 @@
 //! real invitations, they register, and every envelope of the ingest is
 //! signed beforehand, so the timed phase measures the node, not the client.
 
-use super::gateway::{request_body, Gateway, GatewayError};
+use super::gateway::{request_body, Gateway, GatewayError, KeyLookup, MESSAGE_BY_HASH, PERSONA_BY_ADDRESS};
 use super::BenchError;
 use futures::StreamExt;
 use pm_models::client::{acl_rule_for, invitation, private_envelope, random_bytes, registration, ContentParts};
@@ -68,7 +68,7 @@ pub async fn register_personas(gateway: &Gateway, genesis: PersonaKey, count: us
         .map(|invite| send(gateway, request_body(SEND_MUTATION, &json!({ "e": invite.envelope.to_json_value() }))));
     collect_sends(sends, "an invitation").await?;
     let hashes: Vec<String> = invitations.iter().map(|i| i.envelope.message_hash.clone()).collect();
-    wait_until_readable(gateway, Lookup::Messages, &hashes).await?;
+    wait_until_readable(gateway, &MESSAGE_BY_HASH, "invitations", &hashes).await?;
 
     let t = signed_timestamp(gateway).await?;
     let personas: Vec<PersonaKey> = (0..count).map(|_| PersonaKey::generate()).collect();
@@ -87,7 +87,7 @@ pub async fn register_personas(gateway: &Gateway, genesis: PersonaKey, count: us
     collect_sends(registrations.map(|body| send(gateway, body)), "a registration").await?;
     let cast = Cast { genesis, personas };
     let addresses = cast.addresses();
-    wait_until_readable(gateway, Lookup::Personas, &addresses).await?;
+    wait_until_readable(gateway, &PERSONA_BY_ADDRESS, "registered personas", &addresses).await?;
     Ok(cast)
 }
 
@@ -106,33 +106,22 @@ async fn collect_sends(
     Ok(())
 }
 
-/// What setup waits for.
-#[derive(Clone, Copy)]
-enum Lookup {
-    /// Invitations, by `messageByHash`.
-    Messages,
-    /// Registered personas, by `persona(address:)`.
-    Personas,
-}
-
-/// Polls until every key is readable or [`READABLE_TIMEOUT`] passes.
-async fn wait_until_readable(gateway: &Gateway, lookup: Lookup, keys: &[String]) -> Result<(), BenchError> {
+/// Polls until `lookup` finds every key or [`READABLE_TIMEOUT`] passes.
+async fn wait_until_readable(
+    gateway: &Gateway,
+    lookup: &KeyLookup,
+    what: &'static str,
+    keys: &[String],
+) -> Result<(), BenchError> {
     let deadline = Instant::now() + READABLE_TIMEOUT;
     let mut pending = keys.to_vec();
     loop {
-        let readable = match lookup {
-            Lookup::Messages => gateway.readable_messages(&pending, 8).await,
-            Lookup::Personas => gateway.readable_personas(&pending, 8).await,
-        };
+        let readable = gateway.readable(lookup, &pending, 8).await;
         pending.retain(|key| !readable.contains(key));
         if pending.is_empty() {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            let what = match lookup {
-                Lookup::Messages => "invitations",
-                Lookup::Personas => "registered personas",
-            };
             return Err(BenchError::NotReadable { what, missing: pending.len(), timeout: READABLE_TIMEOUT });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -124,8 +124,8 @@ async fn publish_and_consume(
         RawPath::throughput(&name, PathRole::Write, records as u64, elapsed)
     };
     Ok(vec![
-        path(format!("publish ({queue_type}), {CONFIRM_WINDOW} confirms in flight"), published, publish_elapsed),
-        path(format!("consume ({queue_type}), ack multiple of {ACK_EVERY}"), consumed, consume_elapsed),
+        path(format!("{queue_type} publish, {CONFIRM_WINDOW} confirms in flight"), published, publish_elapsed),
+        path(format!("{queue_type} consume, ack multiple of {ACK_EVERY}"), consumed, consume_elapsed),
     ])
 }
 
