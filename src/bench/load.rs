@@ -24,6 +24,8 @@ pub const T_USABLE_FOR: Duration = Duration::from_secs(300);
 const ROUND_MAX: usize = 20_000;
 /// How long after the last send the accepted envelopes may take to be readable.
 const STORED_TIMEOUT: Duration = Duration::from_secs(300);
+/// Hashes asked for at most in one round of the wait for stored envelopes.
+const POLL_WINDOW: usize = 400;
 /// Time limit of each query kind.
 const QUERY_TIME_LIMIT: Duration = Duration::from_secs(20);
 
@@ -209,9 +211,15 @@ pub async fn ingest(
     Ok(Ingested { figures, accepted, first_signing, request_bytes })
 }
 
-/// Polls `messageByHash` (batched) until every hash is readable or
-/// [`STORED_TIMEOUT`] passes; returns how many became readable and when the
-/// last of them was first seen.
+/// Polls `messageByHash` until every hash is readable or [`STORED_TIMEOUT`]
+/// passes; returns how many became readable and when the last of them was
+/// first seen.
+///
+/// To load the node as little as possible while it is still storing, each
+/// round asks only for the oldest unread hashes (at most [`POLL_WINDOW`],
+/// in batched queries); the run is not over while any of them is unread.
+/// At the deadline, one last sweep over everything still pending tells
+/// late arrivals from the lost.
 async fn wait_stored(
     gateway: &Gateway,
     hashes: &[String],
@@ -222,15 +230,22 @@ async fn wait_stored(
     let mut pending: Vec<String> = hashes.to_vec();
     let mut last_seen = Instant::now();
     while !pending.is_empty() && Instant::now() < deadline {
-        let found: HashSet<String> = gateway.readable(&MESSAGE_BY_HASH, &pending, concurrency).await;
+        let window = &pending[..pending.len().min(POLL_WINDOW)];
+        let found: HashSet<String> = gateway.readable(&MESSAGE_BY_HASH, window, concurrency).await;
+        if found.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        last_seen = Instant::now();
+        progress.inc(found.len() as u64);
+        pending.retain(|hash| !found.contains(hash));
+    }
+    if !pending.is_empty() {
+        let found = gateway.readable(&MESSAGE_BY_HASH, &pending, concurrency).await;
         if !found.is_empty() {
             last_seen = Instant::now();
-            progress.inc(found.len() as u64);
-            pending.retain(|hash| !found.contains(hash));
         }
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        pending.retain(|hash| !found.contains(hash));
     }
     (hashes.len() - pending.len(), last_seen)
 }

@@ -7,7 +7,7 @@ use super::BenchError;
 use futures::StreamExt;
 use pm_models::client::{acl_rule_for, invitation, private_envelope, random_bytes, registration, ContentParts};
 use pm_models::codec::{b64, hash_text, sha256_b64};
-use pm_models::envelope::{Container, ObjectEntry};
+use pm_models::envelope::{Container, Envelope, ObjectEntry};
 use pm_models::keys::PersonaKey;
 use pm_models::signed_timestamp::SignedTimestamp;
 use pm_models::timestamped_signature::TimestampedSignature;
@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 /// How long invitations and registrations may take to become readable.
 const READABLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Setup requests in flight at once.
+const SETUP_IN_FLIGHT: usize = 8;
 /// Bytes in each envelope's object container (before base64).
 const CONTAINER_BYTES: usize = 512;
 
@@ -63,10 +65,8 @@ pub async fn register_personas(gateway: &Gateway, genesis: PersonaKey, count: us
             invitation(&genesis, &node.address(), gateway.url(), &name, "peer-mountain", &t)
         })
         .collect();
-    let sends = invitations
-        .iter()
-        .map(|invite| send(gateway, request_body(SEND_MUTATION, &json!({ "e": invite.envelope.to_json_value() }))));
-    collect_sends(sends, "an invitation").await?;
+    let bodies = invitations.iter().map(|invite| send_request(&invite.envelope)).collect();
+    send_all(gateway, bodies, "an invitation").await?;
     let hashes: Vec<String> = invitations.iter().map(|i| i.envelope.message_hash.clone()).collect();
     wait_until_readable(gateway, &MESSAGE_BY_HASH, "invitations", &hashes).await?;
 
@@ -82,26 +82,28 @@ pub async fn register_personas(gateway: &Gateway, genesis: PersonaKey, count: us
             node.verifying_key(),
             &t,
         );
-        request_body(SEND_MUTATION, &json!({ "e": envelope.to_json_value() }))
+        send_request(&envelope)
     });
-    collect_sends(registrations.map(|body| send(gateway, body)), "a registration").await?;
+    send_all(gateway, registrations.collect(), "a registration").await?;
     let cast = Cast { genesis, personas };
     let addresses = cast.addresses();
     wait_until_readable(gateway, &PERSONA_BY_ADDRESS, "registered personas", &addresses).await?;
     Ok(cast)
 }
 
-async fn send(gateway: &Gateway, body: Vec<u8>) -> Result<(), GatewayError> {
-    gateway.post(body).await.map(drop)
+/// The `sendMessage` request of `envelope`.
+fn send_request(envelope: &Envelope) -> Vec<u8> {
+    request_body(SEND_MUTATION, &json!({ "e": envelope.to_json_value() }))
 }
 
-async fn collect_sends(
-    sends: impl Iterator<Item = impl std::future::Future<Output = Result<(), GatewayError>>>,
-    what: &'static str,
-) -> Result<(), BenchError> {
-    let results: Vec<_> = futures::stream::iter(sends).buffer_unordered(8).collect().await;
-    for result in results {
-        result.map_err(|source| BenchError::SetupRefused { what, source })?;
+/// Sends every request, a few at once; any refusal stops the setup.
+async fn send_all(gateway: &Gateway, bodies: Vec<Vec<u8>>, what: &'static str) -> Result<(), BenchError> {
+    let answers: Vec<_> = futures::stream::iter(bodies.into_iter().map(|body| gateway.post(body)))
+        .buffer_unordered(SETUP_IN_FLIGHT)
+        .collect()
+        .await;
+    for answer in answers {
+        answer.map_err(|source| BenchError::SetupRefused { what, source })?;
     }
     Ok(())
 }
@@ -116,7 +118,7 @@ async fn wait_until_readable(
     let deadline = Instant::now() + READABLE_TIMEOUT;
     let mut pending = keys.to_vec();
     loop {
-        let readable = gateway.readable(lookup, &pending, 8).await;
+        let readable = gateway.readable(lookup, &pending, SETUP_IN_FLIGHT).await;
         pending.retain(|key| !readable.contains(key));
         if pending.is_empty() {
             return Ok(());
@@ -178,7 +180,7 @@ fn sign_assertion(cast: &Cast, i: usize, t: &SignedTimestamp) -> SignedEnvelope 
         vec![object_with_container(sender, t)],
         t,
     );
-    let body = request_body(SEND_MUTATION, &json!({ "e": envelope.to_json_value() }));
+    let body = send_request(&envelope);
     SignedEnvelope { hash: envelope.message_hash, body }
 }
 
