@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 /// default); the rest is margin for a slow answer.
 pub const T_USABLE_FOR: Duration = Duration::from_secs(300);
 /// Envelopes signed with one `T` at most (bounds the memory they take).
-const ROUND_MAX: usize = 20_000;
+pub const ROUND_MAX: usize = 20_000;
 /// How long after the last send the accepted envelopes may take to be readable.
 const STORED_TIMEOUT: Duration = Duration::from_secs(300);
 /// Hashes asked for at most in one round of the wait for stored envelopes.

@@ -92,11 +92,16 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     };
 
     let mut notes = Vec::new();
-    if ingested.figures.timestamp_refreshes > 0 {
+    let refreshes = ingested.figures.timestamp_refreshes;
+    if refreshes > 0 {
         notes.push(format!(
-            "the run outlasted one signed timestamp: T was fetched again {} times and the rest re-signed; \
-             the {:.1} s spent signing is left out of accepted/s and stored/s, though the node went on storing meanwhile",
-            ingested.figures.timestamp_refreshes, ingested.figures.paused_seconds
+            "envelopes were signed in {} rounds, each against a fresh T (a round holds at most {} envelopes and \
+             sends for at most {} s after fetching its T); the {:.1} s spent signing between rounds is left out of \
+             accepted/s and stored/s, though the node went on storing meanwhile",
+            refreshes + 1,
+            load::ROUND_MAX,
+            load::T_USABLE_FOR.as_secs(),
+            ingested.figures.paused_seconds
         ));
     }
     let ratios = ceilings.as_ref().map(|c| report::ratios(&ingested.figures, &queries, c)).unwrap_or_default();
