@@ -2,6 +2,7 @@
 
 use crate::client::{self, MessageArg, PersonaArg};
 use crate::settings::{Overrides, Settings};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -191,6 +192,36 @@ pub enum Command {
         #[arg(long)]
         after: Option<String>,
     },
+    /// Measure a running node: register personas, send pre-signed private
+    /// assertions (accepted/s, latency, stored/s until readable), query them,
+    /// and with --ceilings put every figure next to the raw ceilings.
+    Bench {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        /// Private key file of the genesis persona, which invites the bench personas.
+        #[arg(long, value_name = "FILE")]
+        genesis_key: PathBuf,
+        /// Personas to register; they send the assertions in turn.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        personas: u32,
+        /// Assertions to send.
+        #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
+        messages: u32,
+        /// Requests in flight at once (keep-alive connections).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        concurrency: u32,
+        /// Also write every figure to FILE as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Also measure the ceilings: the gateway's transport, Ed25519 on one
+        /// core and each configured backend's raw path (settings as for
+        /// `pm serve`: PM_* and the earlier deployment's names).
+        #[arg(long)]
+        ceilings: bool,
+        /// Report the peak RSS of this process (repeatable), e.g. `pm serve`.
+        #[arg(long = "watch-pid", value_name = "PID")]
+        watch_pids: Vec<u32>,
+    },
 }
 
 fn server_settings(server: &ServerArgs, listen: Option<String>) -> anyhow::Result<Settings> {
@@ -261,6 +292,25 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 _ => unreachable!("clap requires one argument of group `by`"),
             };
             client::message(&gateway.url, arg, limit, after).await
+        }
+        Command::Bench { gateway, genesis_key, personas, messages, concurrency, json, ceilings, watch_pids } => {
+            let ceilings = if ceilings { Some(Settings::load(None, &Overrides::default())?) } else { None };
+            let options = crate::bench::BenchOptions {
+                url: gateway.url,
+                genesis_key,
+                personas: personas as usize,
+                messages: messages as usize,
+                concurrency: concurrency as usize,
+                ceilings,
+                watch_pids,
+            };
+            let report = crate::bench::run(options).await?;
+            print!("{}", crate::bench::report::table(&report));
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&report)?;
+                std::fs::write(&path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            Ok(())
         }
     }
 }

@@ -4,6 +4,7 @@
 //! `keygen` and `address` handle keys; the client commands speak GraphQL to
 //! a running gateway.
 
+pub mod bench;
 pub mod bootstrap;
 pub mod cli;
 pub mod client;
