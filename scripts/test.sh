@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: starts RabbitMQ, Elasticsearch and HBase
-# (installing what is missing; see scripts/services.sh), then builds and runs
-# every test of the workspace. Tests that need a server fail, not skip, when
+# (installing what is missing; see scripts/services.sh) and installs the
+# headless browser of the explorer test (scripts/browser.sh), then builds and
+# runs every test of the workspace. Tests that need a server fail, not skip, when
 # they cannot reach it (PM_REQUIRE_SERVICES=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,4 +10,5 @@ export PM_REQUIRE_SERVICES="${PM_REQUIRE_SERVICES:-1}"
 if [ "${PM_SKIP_SERVICES:-0}" != 1 ]; then
   scripts/services.sh start
 fi
+scripts/browser.sh
 cargo test --workspace --all-targets --locked "$@"

@@ -11,6 +11,7 @@
 //! serves on a listener the caller bound, so tests bind port 0.
 
 mod errors;
+mod explorer;
 mod http;
 mod limits;
 mod scalars;
@@ -54,7 +55,8 @@ impl Gateway {
         self.state.schema.sdl()
     }
 
-    /// Mounts the gateway's routes (`/teleferic` and `/teleferic/`, `/healthz`, `/readyz`) on an
+    /// Mounts the gateway's routes (`/teleferic` and `/teleferic/`,
+    /// `/healthz`, `/readyz`, and the explorer page at `/`) on an
     /// actix-web app, for a caller that builds its own `App`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         // The original clients post to `/teleferic/`, with the slash (section 10).
@@ -65,7 +67,8 @@ impl Gateway {
                     .route(web::post().to(http::graphql_post)),
             )
             .route("/healthz", web::get().to(pm_http::responses::healthz))
-            .route("/readyz", web::get().to(http::readyz));
+            .route("/readyz", web::get().to(http::readyz))
+            .configure(explorer::configure);
     }
 
     /// Serves on an already-bound listener. Call it inside a Tokio runtime;
