@@ -186,6 +186,8 @@ build_pm() {
   up_to_date "$PM_IMAGE" "$hash" && return 0
   ctx=$(new_tmp)
   cp "$binary" "$ctx/pm"
+  # A debug binary (PM_BINARY=target/debug/pm) carries hundreds of MB of debug info.
+  if command -v strip >/dev/null 2>&1; then strip --strip-debug "$ctx/pm" 2>/dev/null || true; fi
   build pm "$PM_IMAGE" "$hash" "$ctx" "$ROOT/docker/pm/Dockerfile"
 }
 
