@@ -752,6 +752,19 @@ fn docker_itself_accepts_both_compose_files_where_its_cli_can_check_them() {
                 assert_eq!(words(&resolved["services"][role]["command"]).first().map(String::as_str), Some(role));
                 assert_eq!(resolved["services"][role]["image"].as_str(), Some("peer-mountain/pm:test"));
             }
+            // With the one-node override (scripts/stack-test.sh): DNS round
+            // robin everywhere, the gateway alone published, in host mode.
+            let out = docker(&["stack", "config", "-c", STACK, "-c", "docker/stack-one-node.yml"]).unwrap();
+            assert!(out.status.success(), "docker stack config (one node): {}", String::from_utf8_lossy(&out.stderr));
+            let one_node: Value = serde_yaml::from_slice(&out.stdout).expect("docker stack config prints YAML");
+            for (name, service) in services(&one_node) {
+                assert_eq!(service["deploy"]["endpoint_mode"].as_str(), Some("dnsrr"), "one node: {name}");
+                let ports = service["ports"].as_sequence().map(Vec::len).unwrap_or(0);
+                assert_eq!(ports, usize::from(name == "teleferic"), "one node: {name}'s published ports");
+            }
+            let gateway = &one_node["services"]["teleferic"];
+            assert_eq!(gateway["ports"][0]["mode"].as_str(), Some("host"));
+            assert_eq!(gateway["deploy"]["replicas"].as_u64(), Some(1), "one host-mode gateway per node");
         }
         _ => println!("not checked with `docker stack config`: this docker CLI has no `stack config`"),
     }
