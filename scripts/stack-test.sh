@@ -393,7 +393,8 @@ refusals() { # genesis-key-file
   ok "a 5 MiB request (limits) -> HTTP 413 $(jq -r '.errors[0].extensions.code // empty' "$WORK/big.out" 2>/dev/null)"
 }
 
-# Registers a persona invited by genesis; prints its key file's path.
+# Registers a persona invited by genesis; prints its key file's path. Its
+# registration's hash goes to $WORK/NICKNAME.registration.
 new_sender() { # genesis-key nickname
   local out key="$WORK/$2.key"
   out=$(pm invite --key "$1" --name "$2-invite") || fail "invite $2: $out"
@@ -404,6 +405,7 @@ new_sender() { # genesis-key nickname
   pm keygen --out "$key" >/dev/null
   out=$(pm register --key "$key" --nickname "$2" --invitation "$inv" --invite-key "$ikey" --invite-name "$2-invite") \
     || fail "register $2: $out"
+  sed -n 's/^registration: //p' <<<"$out" >"$WORK/$2.registration"
   wait_for_output 60 "$2 stored" pm persona --nickname "$2" >/dev/null
   echo "$key"
 }
@@ -544,7 +546,9 @@ run_stack() {
   step "flood 1: $FLOOD assertions, 3 writers"
   local bob
   bob=$(new_sender "$WORK/genesis.key" bob)
+  # Listed before the flood, or not yet indexed: the registration.
   list_sender "$(pm address --key "$bob")" "$WORK/flood1.before"
+  cat "$WORK/bob.registration" >>"$WORK/flood1.before"
   flood "$bob" "$FLOOD" "$WORK/flood1"
   check_stored "$(pm address --key "$bob")" "$WORK/flood1" "flood 1 (3 writers)"
 
@@ -552,6 +556,7 @@ run_stack() {
   local carol victim
   carol=$(new_sender "$WORK/genesis.key" carol)
   list_sender "$(pm address --key "$carol")" "$WORK/flood2.before"
+  cat "$WORK/carol.registration" >>"$WORK/flood2.before"
   victim=$(docker ps -q --filter "label=com.docker.swarm.service.name=${STACK}_writer" | head -n 1)
   [[ -n $victim ]] || fail "no writer container to kill"
   : >"$WORK/flood2.accepted"
