@@ -286,7 +286,7 @@ prepare() {
 # registers and asserts, every lookup answers. Sets ALICE, GENESIS, ASSERTION.
 walkthrough() { # genesis-key-file
   local genesis_key=$1 out invitation invite_key invite_name persona today listing
-  cd "$WORK"
+  cd "$(mktemp -d "$WORK/walkthrough.XXXXXX")"   # alice's files, once per run of the walkthrough
   GENESIS=$(pm address --key "$genesis_key")
   out=$(pm persona --nickname genesis) || fail "persona lookup: $out"
   [[ $(jq -r .address <<<"$out") == "$GENESIS" ]] || fail "the genesis persona is not $GENESIS: $out"
