@@ -191,7 +191,7 @@ wait_healthy() { # seconds
 }
 
 # --------------------------------------------------------------- cleanup
-SWARM_CREATED=0 LABEL_ADDED=0 NODE_ID="" STACK_DEPLOYED=0 DEV_UP=0 CLEANED=0
+SWARM_CREATED=0 GWBRIDGE_CREATED=0 LABEL_ADDED=0 NODE_ID="" STACK_DEPLOYED=0 DEV_UP=0 CLEANED=0
 DEV_COMPOSE=()
 
 stack_cleanup() {
@@ -238,7 +238,12 @@ cleanup() {
   stack_cleanup || crc=1
   dev_cleanup || crc=1
   if (( LABEL_ADDED )); then docker node update --label-rm pm.storage "$NODE_ID" >/dev/null 2>&1; fi
-  if (( SWARM_CREATED )); then docker swarm leave --force >/dev/null 2>&1; ok "left the swarm this test created"; fi
+  if (( SWARM_CREATED )); then
+    docker swarm leave --force >/dev/null 2>&1
+    # swarm init's bridge for the overlay networks' traffic to the host.
+    (( GWBRIDGE_CREATED )) && docker network rm docker_gwbridge >/dev/null 2>&1
+    ok "left the swarm this test created"
+  fi
   rm -rf "$WORK"
   report_steps
   (( rc == 0 && crc != 0 )) && rc=1
@@ -476,6 +481,7 @@ run_stack() {
   local state
   state=$(docker info --format '{{.Swarm.LocalNodeState}}')
   if [[ $state != active ]]; then
+    docker network inspect docker_gwbridge >/dev/null 2>&1 || GWBRIDGE_CREATED=1
     docker swarm init --advertise-addr 127.0.0.1 >/dev/null || fail "docker swarm init failed"
     SWARM_CREATED=1
     ok "swarm initialised on 127.0.0.1"
