@@ -7,8 +7,15 @@
 #
 # The `builder` stage is also the development image
 # (docker-compose-development.yml mounts the source over /src).
+#
+# The two base images are build arguments, for mirrors and local stand-ins:
+# RUST_IMAGE (a Rust toolchain on Debian bookworm) and RUNTIME_IMAGE (Debian
+# bookworm with apt). Without any registry, scripts/images.sh builds the
+# runtime image from a binary built on the host instead (docker/pm/Dockerfile).
+ARG RUST_IMAGE=rust:1-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
 
-FROM rust:1-bookworm AS builder
+FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
 
 # Dependencies first, in their own layer: the manifests and the lock file with
@@ -37,7 +44,7 @@ RUN set -eux; \
     /usr/local/bin/pm --version
 
 
-FROM debian:bookworm-slim AS runtime
+FROM ${RUNTIME_IMAGE} AS runtime
 
 # ca-certificates for https backends; curl (small) for the health check.
 RUN set -eux; \

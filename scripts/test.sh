@@ -12,3 +12,12 @@ if [ "${PM_SKIP_SERVICES:-0}" != 1 ]; then
 fi
 scripts/browser.sh
 cargo test --workspace --all-targets --locked "$@"
+
+# Containers (issue 10): the images built here without a registry
+# (scripts/images.sh), the swarm stack and the development file deployed and
+# driven through their gateway (scripts/stack-test.sh). The images carry the
+# pm binary `cargo test` has just built (stripped), unless PM_BINARY names
+# another, so this step compiles nothing. PM_SKIP_CONTAINERS=1 skips it.
+if [ "${PM_SKIP_CONTAINERS:-0}" != 1 ]; then
+  PM_BINARY="${PM_BINARY:-${CARGO_TARGET_DIR:-$PWD/target}/debug/pm}" scripts/stack-test.sh all
+fi

@@ -587,16 +587,32 @@ fn in_development_the_roles_run_from_the_mounted_source_and_share_the_bootstrapp
     assert_eq!(es["xpack.security.enabled"], "false");
 }
 
+/// The arguments of a Dockerfile instruction (`FROM`, `USER`, …), one per
+/// line that starts with it, with the `ARG NAME=default` values declared
+/// before the first `FROM` substituted for `${NAME}`.
+fn instructions(dockerfile: &str, name: &str) -> Vec<String> {
+    let lines: Vec<&str> = dockerfile.lines().map(str::trim).collect();
+    let mut defaults = Vec::new();
+    for line in lines.iter().take_while(|l| !l.starts_with("FROM ")) {
+        if let Some((arg, default)) = line.strip_prefix("ARG ").and_then(|a| a.split_once('=')) {
+            defaults.push((format!("${{{arg}}}"), default.to_owned()));
+        }
+    }
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(name).filter(|r| r.starts_with(' ')).map(str::trim))
+        .map(|args| defaults.iter().fold(args.to_owned(), |text, (arg, default)| text.replace(arg, default)))
+        .collect()
+}
+
 #[test]
 fn the_dockerfile_builds_pm_locked_and_runs_it_unprivileged_with_flags_serve_accepts() {
     let dockerfile = read("Dockerfile");
-    let lines: Vec<&str> = dockerfile.lines().map(str::trim).collect();
-    let instruction = |name: &str| -> Vec<&str> {
-        lines.iter().filter_map(|l| l.strip_prefix(name).filter(|r| r.starts_with(' ')).map(str::trim)).collect()
-    };
+    let instruction = |name: &str| instructions(&dockerfile, name);
     let froms = instruction("FROM");
     assert!(froms.iter().any(|f| f.starts_with("rust:1-bookworm") && f.ends_with("AS builder")), "{froms:?}");
     assert!(froms.last().unwrap().starts_with("debian:bookworm-slim"), "{froms:?}");
+    assert!(dockerfile.contains("FROM ${RUST_IMAGE} AS builder"), "the builder's base is the RUST_IMAGE argument");
     assert!(dockerfile.contains("cargo build --release --locked --bin pm"));
     // The manifests come in before the sources, so dependencies are cached.
     let manifests = dockerfile.find("COPY Cargo.toml Cargo.lock").expect("the manifests are copied alone");
@@ -607,11 +623,11 @@ fn the_dockerfile_builds_pm_locked_and_runs_it_unprivileged_with_flags_serve_acc
     assert!(dockerfile.contains("--uid 10001"), "the pm user has uid 10001");
     assert_eq!(instruction("USER"), ["pm:pm"]);
     assert_eq!(instruction("EXPOSE"), ["8000"]);
-    let entrypoint: Vec<String> = serde_json::from_str(instruction("ENTRYPOINT")[0]).unwrap();
+    let entrypoint: Vec<String> = serde_json::from_str(&instruction("ENTRYPOINT")[0]).unwrap();
     assert_eq!(entrypoint, ["/usr/local/bin/pm"]);
     // (The HEALTHCHECK's continuation line also starts with CMD; the exec form is the image's.)
     let cmd = instruction("CMD").into_iter().rfind(|c| c.starts_with('[')).expect("a CMD");
-    let cmd: Vec<String> = serde_json::from_str(cmd).unwrap();
+    let cmd: Vec<String> = serde_json::from_str(&cmd).unwrap();
     assert_eq!(cmd, ["serve", "--listen", "0.0.0.0:8000", "--data-dir", "/data"]);
     let serve = help("serve");
     for flag in cmd.iter().filter(|w| w.starts_with("--")) {
@@ -622,6 +638,86 @@ fn the_dockerfile_builds_pm_locked_and_runs_it_unprivileged_with_flags_serve_acc
     let ignored: Vec<String> = read(".dockerignore").lines().map(str::trim).map(str::to_owned).collect();
     for pattern in ["target", "data", ".git", "**/*.key"] {
         assert!(ignored.iter().any(|l| l == pattern), ".dockerignore lacks {pattern}");
+    }
+}
+
+#[test]
+fn the_image_from_a_host_built_binary_runs_pm_as_the_dockerfile_does() {
+    let dockerfile = read("Dockerfile");
+    let prebuilt = read("docker/pm/Dockerfile");
+    // Only the runtime stage of the Dockerfile: from its FROM on.
+    let runtime = &dockerfile[dockerfile.rfind("\nFROM ").expect("a runtime stage")..];
+    for name in ["USER", "WORKDIR", "EXPOSE", "HEALTHCHECK", "ENTRYPOINT", "CMD"] {
+        assert_eq!(instructions(runtime, name), instructions(&prebuilt, name), "docker/pm/Dockerfile's {name}");
+    }
+    assert!(!instructions(&prebuilt, "HEALTHCHECK").is_empty(), "the prebuilt image has a health check");
+    for shared in ["--uid 10001", "apt-get install -y --no-install-recommends ca-certificates curl", "chmod 0750 /data"] {
+        assert!(dockerfile.contains(shared) && prebuilt.contains(shared), "both Dockerfiles have `{shared}`");
+    }
+    assert_eq!(instructions(&prebuilt, "FROM"), ["debian:bookworm-slim"], "BASE_IMAGE defaults to the public image");
+    assert!(prebuilt.contains("COPY pm /usr/local/bin/pm"), "the binary comes from the build context");
+}
+
+/// `${NAME:-default}`: the variable's name and its default.
+fn variable_with_default(text: &str) -> Option<(&str, &str)> {
+    let inner = text.strip_prefix("${")?.strip_suffix('}')?;
+    inner.split_once(":-").filter(|(name, _)| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+}
+
+#[test]
+fn every_image_is_named_through_a_variable_whose_default_is_the_public_image() {
+    // What scripts/images.sh prints, one `NAME=TAG` line per image it builds.
+    let images_sh = read("scripts/images.sh");
+    let printed: BTreeSet<&str> = images_sh
+        .lines()
+        .filter_map(|l| l.trim().split_once(") echo \"").map(|(_, rest)| rest.split('=').next().unwrap()))
+        .collect();
+    let expected: [(&str, &str, &str); 6] = [
+        (STACK, "PM_IMAGE", "peer-mountain/pm:latest"),
+        (STACK, "TCP_PROXY_IMAGE", "tecnativa/tcp-proxy:latest"),
+        (STACK, "RABBITMQ_IMAGE", "rabbitmq:3.10-management"),
+        (STACK, "ELASTICSEARCH_IMAGE", "docker.elastic.co/elasticsearch/elasticsearch:8.19.21"),
+        (STACK, "HBASE_IMAGE", "harisekhon/hbase:2.1"),
+        (DEVELOPMENT, "PM_DEV_IMAGE", "peer-mountain/pm:dev"),
+    ];
+    for file in FILES {
+        // Uninterpolated, with the anchors resolved.
+        let mut document: Value = serde_yaml::from_str(&read(file)).unwrap();
+        document.apply_merge().unwrap();
+        let mut seen = BTreeSet::new();
+        for (name, service) in services(&document) {
+            let text = image(&service);
+            let (variable, default) = variable_with_default(&text)
+                .unwrap_or_else(|| panic!("{file}: {name}'s image {text:?} is not ${{VARIABLE:-public image}}"));
+            if let Some((_, _, public)) = expected.iter().find(|(_, v, _)| *v == variable) {
+                assert_eq!(default, *public, "{file}: {name}: {variable}'s default");
+            } else {
+                panic!("{file}: {name} names its image with {variable}, which scripts/images.sh does not know");
+            }
+            seen.insert(variable.to_owned());
+        }
+        for variable in &seen {
+            if variable != "PM_DEV_IMAGE" {
+                assert!(printed.contains(variable.as_str()), "scripts/images.sh does not print {variable}: {printed:?}");
+            }
+        }
+        if file == STACK {
+            let stack_variables: BTreeSet<String> =
+                expected.iter().filter(|(f, _, _)| *f == STACK).map(|(_, v, _)| (*v).to_owned()).collect();
+            assert_eq!(seen, stack_variables, "{file}: the images of the stack");
+        }
+    }
+}
+
+#[test]
+fn in_both_files_the_hbase_health_check_is_a_thrift_call_that_runs_in_either_image() {
+    for file in FILES {
+        let all = services(&compose(file));
+        let test = words(&all["hbase"]["healthcheck"]["test"]);
+        assert_eq!(&test[..3], ["CMD", "bash", "-c"], "{file}: plain bash, no image-specific tool");
+        let script = &test[3];
+        assert!(script.contains("/dev/tcp/127.0.0.1/9090") && script.contains("getTableNames"), "{file}: {script}");
+        assert!(!script.contains("wget") && !script.contains("8080"), "{file}: no REST server in pm-local/hbase");
     }
 }
 
@@ -663,8 +759,30 @@ fn docker_itself_accepts_both_compose_files_where_its_cli_can_check_them() {
                 assert_eq!(words(&resolved["services"][role]["command"]).first().map(String::as_str), Some(role));
                 assert_eq!(resolved["services"][role]["image"].as_str(), Some("peer-mountain/pm:test"));
             }
+            // With the one-node override (scripts/stack-test.sh): DNS round
+            // robin everywhere, the gateway alone published, in host mode.
+            let out = docker(&["stack", "config", "-c", STACK, "-c", "docker/stack-one-node.yml"]).unwrap();
+            assert!(out.status.success(), "docker stack config (one node): {}", String::from_utf8_lossy(&out.stderr));
+            let one_node: Value = serde_yaml::from_slice(&out.stdout).expect("docker stack config prints YAML");
+            for (name, service) in services(&one_node) {
+                assert_eq!(service["deploy"]["endpoint_mode"].as_str(), Some("dnsrr"), "one node: {name}");
+                let ports = service["ports"].as_sequence().map(Vec::len).unwrap_or(0);
+                assert_eq!(ports, usize::from(name == "teleferic"), "one node: {name}'s published ports");
+            }
+            let gateway = &one_node["services"]["teleferic"];
+            assert_eq!(gateway["ports"][0]["mode"].as_str(), Some("host"));
+            assert_eq!(gateway["deploy"]["replicas"].as_u64(), Some(1), "one host-mode gateway per node");
         }
         _ => println!("not checked with `docker stack config`: this docker CLI has no `stack config`"),
+    }
+    // Debian's docker-compose (v1), which scripts/stack-test.sh uses for the development file.
+    if let Ok(out) = Command::new("docker-compose")
+        .args(["-f", DEVELOPMENT, "-f", "docker/development-prebuilt.yml", "config", "-q"])
+        .current_dir(root())
+        .env("PM_IMAGE", "peer-mountain/pm:test")
+        .output()
+    {
+        assert!(out.status.success(), "docker-compose config: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
