@@ -651,7 +651,8 @@ fn the_image_from_a_host_built_binary_runs_pm_as_the_dockerfile_does() {
         assert_eq!(instructions(runtime, name), instructions(&prebuilt, name), "docker/pm/Dockerfile's {name}");
     }
     assert!(!instructions(&prebuilt, "HEALTHCHECK").is_empty(), "the prebuilt image has a health check");
-    for shared in ["--uid 10001", "apt-get install -y --no-install-recommends ca-certificates curl", "chmod 0750 /data"] {
+    for shared in ["--uid 10001", "apt-get install -y --no-install-recommends ca-certificates curl", "chmod 0750 /data"]
+    {
         assert!(dockerfile.contains(shared) && prebuilt.contains(shared), "both Dockerfiles have `{shared}`");
     }
     assert_eq!(instructions(&prebuilt, "FROM"), ["debian:bookworm-slim"], "BASE_IMAGE defaults to the public image");
@@ -698,7 +699,10 @@ fn every_image_is_named_through_a_variable_whose_default_is_the_public_image() {
         }
         for variable in &seen {
             if variable != "PM_DEV_IMAGE" {
-                assert!(printed.contains(variable.as_str()), "scripts/images.sh does not print {variable}: {printed:?}");
+                assert!(
+                    printed.contains(variable.as_str()),
+                    "scripts/images.sh does not print {variable}: {printed:?}"
+                );
             }
         }
         if file == STACK {

@@ -73,7 +73,7 @@ pub async fn check(
 
     // (5) messageSign: its T, then its signature
     let t = shape.message_sign.timestamp().map_err(timestamp_rejection)?;
-    t.verify_node_signature(node.verifying_key()).map_err(timestamp_rejection)?;
+    node.verify_timestamp(&t).map_err(timestamp_rejection)?;
     t.check_fresh(now, settings.freshness()).map_err(timestamp_rejection)?;
     shape.message_sign.verify_signature(hash.as_str(), &sender_key).map_err(|_| {
         Rejection::new(RejectionCode::BadSignature, "messageSign does not verify with the sender's key")

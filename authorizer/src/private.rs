@@ -33,9 +33,12 @@ pub fn check_objects(envelope: &Envelope, sender_key: &VerifyingKey, node: &Node
         if hash_text(&container.object_container) != container.container_hash {
             return Err(bad("containerHash is not the hash of objectContainer"));
         }
-        TimestampedSignature::parse(&container.container_sign)
-            .map_err(|_| bad("containerSign is not a timestamped signature"))?
-            .verify(&container.container_hash, sender_key, node.verifying_key())
+        let sign = TimestampedSignature::parse(&container.container_sign)
+            .map_err(|_| bad("containerSign is not a timestamped signature"))?;
+        sign.timestamp()
+            .and_then(|t| node.verify_timestamp(&t))
+            .map_err(|_| bad("containerSign's timestamp is not signed by this node"))?;
+        sign.verify_signature(&container.container_hash, sender_key)
             .map_err(|_| bad("containerSign does not verify"))?;
     }
     Ok(())

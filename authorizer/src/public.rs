@@ -13,7 +13,7 @@ use pm_models::content::{
 };
 use pm_models::envelope::Envelope;
 use pm_models::keys::VerifyingKey;
-use pm_models::timestamped_signature::{SignatureError, TimestampedSignature};
+use pm_models::timestamped_signature::TimestampedSignature;
 use pm_models::{invite_name, sealed_box, MessageHash, MessageType, Rejection, RejectionCode};
 
 /// The keys every invitation body must carry as non-empty strings.
@@ -39,9 +39,9 @@ pub fn check_content(
     }
     let signature = TimestampedSignature::parse(&content.signature)
         .map_err(|_| Rejection::malformed("content signature is not a timestamped signature"))?;
-    signature.verify(&envelope.body_hash, sender_key, node.verifying_key()).map_err(|e| match e {
-        SignatureError::Timestamp(t) => timestamp_rejection(t),
-        _ => Rejection::new(RejectionCode::BadSignature, "content signature does not verify with the sender's key"),
+    signature.timestamp().and_then(|t| node.verify_timestamp(&t)).map_err(timestamp_rejection)?;
+    signature.verify_signature(&envelope.body_hash, sender_key).map_err(|_| {
+        Rejection::new(RejectionCode::BadSignature, "content signature does not verify with the sender's key")
     })
 }
 

@@ -21,7 +21,6 @@
 
 use crate::seams::*;
 use async_trait::async_trait;
-use pm_models::codec::{from_msgpack, to_msgpack};
 use pm_models::content::nickname_key;
 use pm_models::records::{MessageRecord, PersonaRecord};
 use pm_models::time::Micros;
@@ -64,6 +63,16 @@ pub struct EmbeddedBackend {
     committer: Arc<Committer>,
 }
 
+/// Rows of this file are written by this module alone, so they are read
+/// back with plain msgpack rather than the strict reading of untrusted input.
+fn encode<T: Serialize + ?Sized>(row: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(row).expect("rows always encode")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, BackendError> {
+    rmp_serde::from_slice(bytes).map_err(corrupt)
+}
+
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
     BackendError::Unavailable(e.to_string())
 }
@@ -79,6 +88,8 @@ struct StoredQueued {
     /// Empty for messages queued before receipts existed.
     #[serde(default)]
     receipt: String,
+    /// As msgpack `bin` (older files hold an array of integers, also read).
+    #[serde(with = "serde_bytes")]
     payload: Vec<u8>,
 }
 
@@ -163,13 +174,21 @@ impl EmbeddedBackend {
         Ok(Self { db, published, committer })
     }
 
-    /// Runs blocking redb work off the async worker threads.
+    /// Runs a write, which waits for the file lock and an fsync, off the
+    /// async worker threads.
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Database) -> Result<T, BackendError> + Send + 'static,
     ) -> Result<T, BackendError> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || work(&db)).await.map_err(unavailable)?
+    }
+
+    /// Runs a read where it is asked for: a read transaction never waits for
+    /// a writer (MVCC) and a lookup takes microseconds, less than handing it
+    /// to another thread and back would.
+    fn read<T>(&self, work: impl FnOnce(&Database) -> Result<T, BackendError>) -> Result<T, BackendError> {
+        work(&self.db)
     }
 
     /// Runs `work` in one write transaction committed with `durability`.
@@ -193,28 +212,26 @@ impl EmbeddedBackend {
         table: TableDefinition<'static, &'static str, &'static [u8]>,
         keys: Vec<String>,
     ) -> Result<Vec<Option<T>>, BackendError> {
-        self.blocking(move |db| {
+        self.read(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(table).map_err(unavailable)?;
             keys.iter()
                 .map(|key| {
                     let row = table.get(key.as_str()).map_err(unavailable)?;
-                    row.map(|v| from_msgpack(v.value()).map_err(corrupt)).transpose()
+                    row.map(|v| decode(v.value())).transpose()
                 })
                 .collect()
         })
-        .await
     }
 
     /// How many messages wait in the queue and how many were dead-lettered.
     pub async fn queue_depth(&self) -> Result<(u64, u64), BackendError> {
-        self.blocking(|db| {
+        self.read(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let queued = txn.open_table(QUEUE).map_err(unavailable)?.len().map_err(unavailable)?;
             let dead = txn.open_table(DEAD).map_err(unavailable)?.len().map_err(unavailable)?;
             Ok((queued, dead))
         })
-        .await
     }
 }
 
@@ -298,18 +315,18 @@ fn next_sequence(txn: &redb::WriteTransaction, name: &str) -> Result<u64, Backen
 fn enqueue_in(txn: &redb::WriteTransaction, message: &QueuedMessage) -> Result<(), BackendError> {
     let seq = next_sequence(txn, QUEUE_SEQUENCE)?;
     let mut table = txn.open_table(QUEUE).map_err(unavailable)?;
-    table.insert(seq, to_msgpack(&StoredQueued::of(message)).as_slice()).map_err(unavailable)?;
+    table.insert(seq, encode(&StoredQueued::of(message)).as_slice()).map_err(unavailable)?;
     Ok(())
 }
 
 fn put_in(txn: &redb::WriteTransaction, batch: &RecordBatch) -> Result<(), BackendError> {
     let mut personas = txn.open_table(PERSONA).map_err(unavailable)?;
     for persona in &batch.personas {
-        personas.insert(persona.address.as_str(), to_msgpack(persona).as_slice()).map_err(unavailable)?;
+        personas.insert(persona.address.as_str(), encode(persona).as_slice()).map_err(unavailable)?;
     }
     let mut messages = txn.open_table(MESSAGE).map_err(unavailable)?;
     for message in &batch.messages {
-        messages.insert(message.hash.as_str(), to_msgpack(message).as_slice()).map_err(unavailable)?;
+        messages.insert(message.hash.as_str(), encode(message).as_slice()).map_err(unavailable)?;
     }
     Ok(())
 }
@@ -394,7 +411,7 @@ impl RecordStore for EmbeddedBackend {
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
-        self.blocking(|db| db.begin_read().map(drop).map_err(unavailable)).await
+        self.read(|db| db.begin_read().map(drop).map_err(unavailable))
     }
 }
 
@@ -427,13 +444,12 @@ impl SearchIndex for EmbeddedBackend {
 
     async fn persona_by_nickname(&self, nickname_key: &str) -> Result<Option<Address>, BackendError> {
         let key = nickname_key.to_owned();
-        self.blocking(move |db| {
+        self.read(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(NICKNAME).map_err(unavailable)?;
             let row = table.get(key.as_str()).map_err(unavailable)?;
             row.map(|v| Address::parse(v.value()).map_err(corrupt)).transpose()
         })
-        .await
     }
 
     async fn list_messages(
@@ -444,7 +460,7 @@ impl SearchIndex for EmbeddedBackend {
     ) -> Result<Vec<MessageHash>, BackendError> {
         let filter = filter.clone();
         let after = after.cloned();
-        self.blocking(move |db| {
+        self.read(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let (listing, value) = match &filter {
                 MessageFilter::Day(day) => {
@@ -473,7 +489,6 @@ impl SearchIndex for EmbeddedBackend {
             let range = table.range::<(&str, i64, &str)>((lower, upper)).map_err(unavailable)?;
             range.take(limit).map(|row| listed_hash(row.map_err(unavailable)?.0.value().2)).collect()
         })
-        .await
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
@@ -514,13 +529,12 @@ impl ClaimStore for EmbeddedBackend {
 
     async fn holder(&self, key: &ClaimKey) -> Result<Option<String>, BackendError> {
         let row = key.row_key();
-        self.blocking(move |db| {
+        self.read(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(CLAIM).map_err(unavailable)?;
             let holder = table.get(row.as_str()).map_err(unavailable)?;
             Ok(holder.map(|v| v.value().to_owned()))
         })
-        .await
     }
 }
 
@@ -585,7 +599,7 @@ impl EmbeddedConsumer {
                 rows.take(FETCH_BATCH)
                     .map(|row| {
                         let (k, v) = row.map_err(unavailable)?;
-                        let stored: StoredQueued = from_msgpack(v.value()).map_err(corrupt)?;
+                        let stored: StoredQueued = decode(v.value())?;
                         // The cursor lives in memory: a row is new to this consumer.
                         Ok(Delivery { tag: k.value(), redelivered: false, message: stored.into_message() })
                     })
@@ -653,9 +667,9 @@ impl Consumer for EmbeddedConsumer {
                     .map_err(unavailable)?
                     .map(|row| row.value().to_vec());
                 if let Some(row) = removed {
-                    let message: StoredQueued = from_msgpack(&row).map_err(corrupt)?;
+                    let message: StoredQueued = decode(&row)?;
                     let seq = next_sequence(txn, DEAD_SEQUENCE)?;
-                    let dead = to_msgpack(&StoredDead { message, reason });
+                    let dead = encode(&StoredDead { message, reason });
                     txn.open_table(DEAD).map_err(unavailable)?.insert(seq, dead.as_slice()).map_err(unavailable)?;
                 }
                 Ok(())

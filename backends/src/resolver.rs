@@ -4,10 +4,15 @@
 //! serves; a backend this build leaves out (a cargo feature turned off) is a
 //! clear error, never a stand-in object.
 //!
+//! A server that cannot be reached yet (the usual case when a whole stack
+//! starts at once) is tried again with backoff for about a minute
+//! ([`CONNECT_RETRY`]) before the role gives up.
+//!
 //! Where two seams live in the same embedded file, the combined seams use one
 //! transaction: [`Resolver::admission`] (claims + queue) and
 //! [`Resolver::record_writer`] (index + store).
 
+use crate::retry::RetryPolicy;
 use crate::seams::{
     Admission, ClaimStore, ClaimThenPublish, IndexThenStore, Queue, RecordStore, RecordWriter, SearchIndex,
 };
@@ -15,6 +20,7 @@ use crate::settings::{BackendSettings, IndexBackend, QueueBackend, StoreBackend}
 use crate::BackendError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a seam could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +36,15 @@ pub enum ResolveError {
     #[error("cannot create the {what}: {source}")]
     Schema { what: &'static str, source: BackendError },
 }
+
+/// How long connecting to a server is retried at start: 12 attempts, the
+/// waits doubling from 250 ms to 8 s (about a minute in all).
+pub const CONNECT_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: Some(12),
+    initial_delay: Duration::from_millis(250),
+    max_delay: Duration::from_secs(8),
+    multiplier: 2,
+};
 
 /// Returns the seam `$get` resolves to when the backend's feature is
 /// compiled in, and `NotCompiled` otherwise.
@@ -182,7 +197,8 @@ impl Resolver {
         let store = self
             .hbase
             .get_or_try_init(|| async {
-                crate::hbase::HBaseStore::connect(self.settings.hbase.clone())
+                CONNECT_RETRY
+                    .retry("connect to hbase", || crate::hbase::HBaseStore::connect(self.settings.hbase.clone()))
                     .await
                     .map_err(|source| ResolveError::Connect { backend: "HBase", source })
             })
@@ -195,7 +211,10 @@ impl Resolver {
         let index = self
             .elasticsearch
             .get_or_try_init(|| async {
-                crate::elasticsearch::ElasticIndex::connect(self.settings.elasticsearch.clone())
+                CONNECT_RETRY
+                    .retry("connect to elasticsearch", || {
+                        crate::elasticsearch::ElasticIndex::connect(self.settings.elasticsearch.clone())
+                    })
                     .await
                     .map_err(|source| ResolveError::Connect { backend: "Elasticsearch", source })
             })
@@ -208,7 +227,10 @@ impl Resolver {
         let queue = self
             .rabbitmq
             .get_or_try_init(|| async {
-                crate::rabbitmq::RabbitMqQueue::connect(self.settings.rabbitmq.clone())
+                CONNECT_RETRY
+                    .retry("connect to rabbitmq", || {
+                        crate::rabbitmq::RabbitMqQueue::connect(self.settings.rabbitmq.clone())
+                    })
                     .await
                     .map_err(|source| ResolveError::Connect { backend: "RabbitMQ", source })
             })

@@ -22,9 +22,9 @@ mod memory;
 pub mod report;
 mod setup;
 
+use crate::key_file::{self, KeyFileError};
 use gateway::{Gateway, GatewayError};
 use indicatif::{ProgressBar, ProgressStyle};
-use crate::key_file::{self, KeyFileError};
 use report::{BenchReport, RunSettings, SetupFigures};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -6,12 +6,12 @@
 use super::{record_key, record_payload, unique_suffix, CeilingError, GET_OPS, GET_TIME_LIMIT, PHASE_TIME_LIMIT};
 use crate::bench::load::closed_loop;
 use crate::bench::report::{Latency, PathRole, RawPath};
-use pm_backends::settings::ElasticSettings;
 use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::indices::{IndicesCreateParts, IndicesDeleteParts, IndicesRefreshParts};
 use elasticsearch::{BulkParts, Elasticsearch, GetParts};
 use indicatif::ProgressBar;
+use pm_backends::settings::ElasticSettings;
 use pm_models::codec::b64;
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -5,8 +5,8 @@
 
 use super::{record_key, record_payload, threaded_gets, unique_suffix, CeilingError, PHASE_TIME_LIMIT};
 use crate::bench::report::{PathRole, RawPath};
-use pm_backends::settings::HBaseSettings;
 use hbase_thrift::hbase::{BatchMutation, ColumnDescriptor, HbaseSyncClient, Mutation, THbaseSyncClient};
+use pm_backends::settings::HBaseSettings;
 use std::collections::BTreeMap;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};

@@ -17,9 +17,9 @@ use super::report::{
     Throughput,
 };
 use crate::settings::Settings;
-use pm_backends::settings::{IndexBackend, QueueBackend, StoreBackend};
 use ed25519_dalek::{Signer, SigningKey};
 use indicatif::ProgressBar;
+use pm_backends::settings::{IndexBackend, QueueBackend, StoreBackend};
 use pm_models::client::random_bytes;
 use pm_models::codec::b64;
 use serde_json::json;

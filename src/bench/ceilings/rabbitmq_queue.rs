@@ -5,8 +5,6 @@
 
 use super::{record_payload, unique_suffix, CeilingError, PHASE_TIME_LIMIT};
 use crate::bench::report::{PathRole, RawPath};
-use pm_backends::settings::RabbitMqSettings;
-use secrecy::ExposeSecret;
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -15,6 +13,8 @@ use lapin::options::{
 use lapin::publisher_confirm::{Confirmation, PublisherConfirm};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use pm_backends::settings::RabbitMqSettings;
+use secrecy::ExposeSecret;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
