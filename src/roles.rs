@@ -48,6 +48,7 @@ pub async fn authorizer(settings: Settings) -> anyhow::Result<()> {
     let resolver = resolver(&settings);
     let backends = AuthorizerBackends {
         store: resolver.record_store().await?,
+        index: resolver.search_index().await?,
         claims: resolver.claim_store().await?,
         admission: resolver.admission().await?,
     };

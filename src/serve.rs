@@ -59,12 +59,16 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!(path = %settings.node_key_path().display(), "created node key");
     }
     let r = &node.resolver;
-    let store = r.record_store().await?;
-    let backends =
-        AuthorizerBackends { store: store.clone(), claims: r.claim_store().await?, admission: r.admission().await? };
+    let (store, index) = (r.record_store().await?, r.search_index().await?);
+    let backends = AuthorizerBackends {
+        store: store.clone(),
+        index: index.clone(),
+        claims: r.claim_store().await?,
+        admission: r.admission().await?,
+    };
     let authorizer = Authorizer::new(NodeIdentity::new(node.node_key.clone()), settings.authorizer, backends);
     let sweeping = crate::roles::sweep_pending_admissions(&settings, r).await?;
-    let reader = Reader::new(store.clone(), r.search_index().await?);
+    let reader = Reader::new(store.clone(), index);
     let node_public = *node.node_key.public().verifying_key();
     let writer = Writer::new(store, r.record_writer().await?, r.queue().await?, node_public, settings.writer);
 

@@ -40,6 +40,7 @@ impl Node {
         }
         let backends = AuthorizerBackends {
             store: Arc::new(backend.clone()),
+            index: Arc::new(backend.clone()),
             claims: Arc::new(backend.clone()),
             admission: Arc::new(backend.clone()),
         };

@@ -18,7 +18,7 @@ pub mod settings;
 mod shape;
 
 use async_trait::async_trait;
-use pm_backends::{Admission, ClaimStore, RecordStore};
+use pm_backends::{Admission, ClaimStore, RecordStore, SearchIndex};
 use pm_models::api::{AcceptedEnvelope, AuthorizerApi};
 use pm_models::envelope::Envelope;
 use pm_models::time::Micros;
@@ -35,6 +35,8 @@ pub type Clock = Arc<dyn Fn() -> Micros + Send + Sync>;
 #[derive(Clone)]
 pub struct AuthorizerBackends {
     pub store: Arc<dyn RecordStore>,
+    /// Nickname and redeemed-invitation lookups (uniqueness, section 6).
+    pub index: Arc<dyn SearchIndex>,
     pub claims: Arc<dyn ClaimStore>,
     pub admission: Arc<dyn Admission>,
 }
@@ -107,8 +109,10 @@ mod tests {
     use pm_backends::embedded::EmbeddedBackend;
     use pm_backends::{Queue, RecordBatch, RecordWriter};
     use pm_models::client::{acl_rule_for, private_envelope, random_bytes, ContentParts};
+    use pm_models::client::{invitation, registration};
+    use pm_models::content::{BodyMap, Registration};
     use pm_models::keys::PersonaKey;
-    use pm_models::records::PersonaRecord;
+    use pm_models::records::{MessageRecord, PersonaRecord};
     use pm_models::signed_timestamp::SignedTimestamp;
     use pm_models::{receipt, MessageHash, MessageType, RejectionCode};
 
@@ -140,6 +144,7 @@ mod tests {
         RecordWriter::write(&backend, &RecordBatch { personas, messages: vec![] }).await.unwrap();
         let backends = AuthorizerBackends {
             store: Arc::new(backend.clone()),
+            index: Arc::new(backend.clone()),
             claims: Arc::new(backend.clone()),
             admission: Arc::new(backend.clone()),
         };
@@ -231,5 +236,41 @@ mod tests {
         }
         assert_eq!(accepted, 1);
         assert_eq!(n.queued().await, 1);
+    }
+
+    /// Stores `envelope` as the writer would, without any claim (as rows
+    /// from before claims existed were written).
+    async fn store_without_claims(n: &Node, envelope: &Envelope, sender: &PersonaKey, personas: Vec<PersonaRecord>) {
+        let message = MessageRecord::from_envelope(envelope, sender.public().as_str(), "someone", "", "", NOW, "");
+        RecordWriter::write(&n.backend, &RecordBatch { personas, messages: vec![message] }).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn stored_nicknames_and_redeemed_invitations_count_even_without_claims() {
+        let n = node().await;
+        let t = SignedTimestamp::issue(&n.node, NOW);
+        let node_key = n.node.public().verifying_key();
+        let invite = invitation(&n.alice, &n.node.address(), "http://node", "Bob", "offering", &t);
+        store_without_claims(&n, &invite.envelope, &n.alice, vec![]).await;
+        let register = |seed: u8, nickname: &str| {
+            let key = PersonaKey::from_seed([seed; 32]);
+            let envelope =
+                registration(&key, nickname, &invite.envelope.message_hash, &invite.invite_key, "Bob", node_key, &t);
+            (key, envelope)
+        };
+
+        // "alice" was stored without a nickname claim (see `node`).
+        let (_, taking_alice) = register(3, "ALICE");
+        assert_eq!(n.authorizer.authorize(taking_alice).await.unwrap_err().code, RejectionCode::NicknameTaken);
+
+        // A registration stored without claims already redeemed the invitation.
+        let (bob, earlier) = register(4, "bob");
+        let content = MessageRecord::from_envelope(&earlier, "", "", "", "", NOW, "").public_content().unwrap();
+        let body = Registration::from_body(&BodyMap::decode(&content.message_body).unwrap()).unwrap();
+        let persona = PersonaRecord::from_registration(&body, &earlier.message_hash, None, NOW);
+        store_without_claims(&n, &earlier, &bob, vec![persona]).await;
+        let (_, again) = register(5, "carol");
+        assert_eq!(n.authorizer.authorize(again).await.unwrap_err().code, RejectionCode::InviteAlreadyUsed);
+        assert_eq!(n.queued().await, 0);
     }
 }

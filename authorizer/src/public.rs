@@ -105,15 +105,19 @@ pub async fn check_registration(
     if registered || backends.claims.holder(&key_claim).await.map_err(unavailable)?.is_some() {
         return Err(conflict_rejection(&key_claim));
     }
+    // Uniqueness holds over claims and over what is stored: rows written
+    // before claims existed (or by other means) hold no claim.
     let nickname = nickname_key(&body.nickname);
     let nick_claim = ClaimKey::Nickname(nickname.clone());
     if nickname == nickname_key(NODE_NICKNAME)
         || backends.claims.holder(&nick_claim).await.map_err(unavailable)?.is_some()
+        || backends.index.persona_by_nickname(&nickname).await.map_err(unavailable)?.is_some()
     {
         return Err(conflict_rejection(&nick_claim));
     }
+    let redeemed = backends.index.invitation_redeemed(&invite_hash).await.map_err(unavailable)?;
     let invite_claim = ClaimKey::Invite(invite_hash);
-    if backends.claims.holder(&invite_claim).await.map_err(unavailable)?.is_some() {
+    if redeemed || backends.claims.holder(&invite_claim).await.map_err(unavailable)?.is_some() {
         return Err(conflict_rejection(&invite_claim));
     }
     Ok(RegistrationClaims { claims: vec![key_claim, nick_claim, invite_claim], inviter: invitation.persona_sender })

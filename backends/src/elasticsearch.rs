@@ -239,6 +239,16 @@ impl SearchIndex for ElasticIndex {
         first.map(|id| parse_id(&id, Address::parse)).transpose()
     }
 
+    async fn invitation_redeemed(&self, invite: &MessageHash) -> Result<bool, BackendError> {
+        let body = json!({
+            "size": 1,
+            "_source": false,
+            "track_total_hits": false,
+            "query": { "bool": { "filter": [{ "term": { "invite_hash": invite } }] } },
+        });
+        Ok(!self.search_ids(&self.message_index, &body).await?.is_empty())
+    }
+
     async fn list_messages(
         &self,
         filter: &MessageFilter,

@@ -25,7 +25,7 @@ use pm_models::content::nickname_key;
 use pm_models::records::{MessageRecord, PersonaRecord};
 use pm_models::time::Micros;
 use pm_models::{Address, MessageHash};
-use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::ops::Bound;
 use std::path::Path;
@@ -37,6 +37,8 @@ use tokio::sync::{oneshot, Notify};
 const PERSONA: TableDefinition<&str, &[u8]> = TableDefinition::new("persona");
 const MESSAGE: TableDefinition<&str, &[u8]> = TableDefinition::new("message");
 const NICKNAME: TableDefinition<&str, &str> = TableDefinition::new("index_nickname");
+/// Invitation hash → the registration that redeemed it.
+const INVITE: TableDefinition<&str, &str> = TableDefinition::new("index_invite");
 type Listing = TableDefinition<'static, (&'static str, i64, &'static str), ()>;
 const BY_SENDER: Listing = TableDefinition::new("index_sender");
 const BY_READER: Listing = TableDefinition::new("index_reader");
@@ -151,6 +153,10 @@ impl EmbeddedBackend {
         let db = Arc::new(Database::create(path).map_err(unavailable)?);
         let txn = db.begin_write().map_err(unavailable)?;
         {
+            let has_invite_index = txn.list_tables().map_err(unavailable)?.any(|t| t.name() == INVITE.name());
+            if !has_invite_index {
+                backfill_invite_index(&txn)?;
+            }
             txn.open_table(PERSONA).map_err(unavailable)?;
             txn.open_table(MESSAGE).map_err(unavailable)?;
             txn.open_table(NICKNAME).map_err(unavailable)?;
@@ -335,6 +341,21 @@ fn put_in(txn: &redb::WriteTransaction, batch: &RecordBatch) -> Result<(), Backe
     Ok(())
 }
 
+/// Builds [`INVITE`] from the stored registrations, for a file written
+/// before that index existed.
+fn backfill_invite_index(txn: &redb::WriteTransaction) -> Result<(), BackendError> {
+    let messages = txn.open_table(MESSAGE).map_err(unavailable)?;
+    let mut invites = txn.open_table(INVITE).map_err(unavailable)?;
+    for row in messages.iter().map_err(unavailable)? {
+        let (hash, bytes) = row.map_err(unavailable)?;
+        let message: MessageRecord = decode(bytes.value())?;
+        if let Some(invite) = message.invite_hash() {
+            invites.insert(invite.as_str(), hash.value()).map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
 fn index_in(
     txn: &redb::WriteTransaction,
     personas: &[PersonaRecord],
@@ -349,8 +370,12 @@ fn index_in(
     let mut by_reader = txn.open_table(BY_READER).map_err(unavailable)?;
     let mut by_object = txn.open_table(BY_OBJECT).map_err(unavailable)?;
     let mut by_container = txn.open_table(BY_CONTAINER).map_err(unavailable)?;
+    let mut invites = txn.open_table(INVITE).map_err(unavailable)?;
     for keys in messages {
         let (m, h) = (keys.micros, keys.hash.as_str());
+        if let Some(invite) = &keys.invite {
+            invites.insert(invite.as_str(), h).map_err(unavailable)?;
+        }
         by_sender.insert((keys.sender.as_str(), m, h), ()).map_err(unavailable)?;
         by_date.insert((m, h), ()).map_err(unavailable)?;
         for (table, values) in
@@ -372,6 +397,8 @@ struct MessageKeys {
     readers: Vec<String>,
     objects: Vec<String>,
     containers: Vec<String>,
+    /// The invitation a registration redeemed.
+    invite: Option<String>,
 }
 
 impl MessageKeys {
@@ -391,6 +418,7 @@ impl MessageKeys {
                 .iter()
                 .filter_map(|o| o.container.as_ref().map(|c| c.container_hash.clone()))
                 .collect(),
+            invite: message.invite_hash(),
         })
     }
 
@@ -453,6 +481,14 @@ impl SearchIndex for EmbeddedBackend {
             let table = txn.open_table(NICKNAME).map_err(unavailable)?;
             let row = table.get(key.as_str()).map_err(unavailable)?;
             row.map(|v| Address::parse(v.value()).map_err(corrupt)).transpose()
+        })
+    }
+
+    async fn invitation_redeemed(&self, invite: &MessageHash) -> Result<bool, BackendError> {
+        self.read(|db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(INVITE).map_err(unavailable)?;
+            Ok(table.get(invite.as_str()).map_err(unavailable)?.is_some())
         })
     }
 

@@ -128,6 +128,10 @@ pub trait SearchIndex: Send + Sync {
     async fn index(&self, batch: &RecordBatch) -> Result<(), BackendError>;
     /// The address of the persona whose lower-cased nickname is `nickname_key`.
     async fn persona_by_nickname(&self, nickname_key: &str) -> Result<Option<Address>, BackendError>;
+    /// Whether a stored registration redeemed the invitation `invite`
+    /// (section 6: an invitation is redeemed once). With the nickname
+    /// lookup, this lets the authorizer see records that hold no claim.
+    async fn invitation_redeemed(&self, invite: &MessageHash) -> Result<bool, BackendError>;
     async fn list_messages(
         &self,
         filter: &MessageFilter,

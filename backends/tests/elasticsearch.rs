@@ -558,6 +558,9 @@ async fn a_registration_is_indexed_with_the_invitation_it_used() {
     assert_eq!(stored["type"], "1");
     assert_eq!(stored["created_at"], registration.created_at);
     assert!(test.source("message", hash("Plain").as_str()).await.get("invite_hash").is_none());
+    assert!(test.index.invitation_redeemed(&invitation).await.unwrap(), "the registration redeemed it");
+    let unused = MessageHash::of_message("another invitation");
+    assert!(!test.index.invitation_redeemed(&unused).await.unwrap());
 }
 
 // ----- batches --------------------------------------------------------------

@@ -503,3 +503,36 @@ async fn a_written_batch_of_several_records_is_all_readable_and_listed_and_rewri
     assert_eq!(again, (found, nicknames), "a rewrite lists nothing twice");
     assert_eq!(backend.messages(&[m1, m2, m3]).await.unwrap(), messages.map(Some));
 }
+
+#[tokio::test]
+async fn a_redeemed_invitation_is_known_after_indexing_and_after_reopening_a_file_from_before_that_index() {
+    use pm_models::client::{invitation, registration};
+    use pm_models::signed_timestamp::SignedTimestamp;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.redb");
+    let (inviter, node) = (PersonaKey::from_seed([1; 32]), PersonaKey::from_seed([2; 32]));
+    let t = SignedTimestamp::issue(&node, Micros(7));
+    let invite = invitation(&inviter, &node.address(), "http://node", "Newcomer", "offering", &t);
+    let invite_hash = MessageHash::parse(&invite.envelope.message_hash).unwrap();
+    let newcomer = PersonaKey::from_seed([3; 32]);
+    let node_key = node.public().verifying_key();
+    let envelope =
+        registration(&newcomer, "newcomer", invite_hash.as_str(), &invite.invite_key, "Newcomer", node_key, &t);
+    let record = MessageRecord::from_envelope(&envelope, newcomer.public().as_str(), "newcomer", "", "", Micros(8), "");
+    {
+        let backend = EmbeddedBackend::open(&path).unwrap();
+        assert!(!backend.invitation_redeemed(&invite_hash).await.unwrap());
+        backend.write(&batch(&[], std::slice::from_ref(&record))).await.unwrap();
+        assert!(backend.invitation_redeemed(&invite_hash).await.unwrap());
+        assert!(!backend.invitation_redeemed(&hash("another invitation")).await.unwrap());
+    }
+    // A file written before the invitation index existed has no such table.
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(redb::TableDefinition::<&str, &str>::new("index_invite")).unwrap());
+        txn.commit().unwrap();
+    }
+    let backend = EmbeddedBackend::open(&path).unwrap();
+    assert!(backend.invitation_redeemed(&invite_hash).await.unwrap(), "opening the file rebuilt the index");
+}
