@@ -132,7 +132,6 @@ impl Settings {
         let positive = self.authorizer.positive_limits().into_iter().chain([
             ("gateway.max_request_bytes", self.gateway.max_request_bytes),
             ("gateway.body_timeout_ms", self.gateway.body_timeout_ms as usize),
-            ("writer.max_attempts", self.writer.max_attempts as usize),
             ("writer.concurrency", self.writer.concurrency),
         ]);
         for (name, value) in positive {

@@ -14,10 +14,17 @@
 //!   each) with up to `concurrency` batches in flight: queued envelopes never
 //!   depend on each other (the authorizer accepts only envelopes whose sender
 //!   and invitation are already stored);
-//! - a transient backend failure is retried with backoff (the one
-//!   [`RetryPolicy`]), then the batch is requeued; a payload that can never
-//!   be written is dead-lettered with the reason, alone;
-//! - on shutdown it stops taking deliveries and settles those in flight.
+//! - a transient backend failure is retried in place with backoff (the one
+//!   [`RetryPolicy`]) until it succeeds: the deliveries are held, never
+//!   requeued for it, so an outage of the store or the index, however long,
+//!   does not count against `max_deliveries` or the queue's delivery limit;
+//! - a payload that can never be written is dead-lettered with the reason,
+//!   alone;
+//! - on shutdown it stops taking deliveries and settles those in flight,
+//!   waiting at most [`SHUTDOWN_GRACE`]; what is still unwritten then stays
+//!   unacknowledged and is delivered again. When the subscription is lost,
+//!   writes in flight are dropped at once: the broker hands those
+//!   deliveries out again anyway.
 //!
 //! It also writes the personas `pm bootstrap` creates ([`bootstrap`]).
 
@@ -26,7 +33,7 @@ pub mod http;
 mod plan;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use pm_backends::retry::{RetryPolicy, Retryable};
+use pm_backends::retry::RetryPolicy;
 use pm_backends::{BackendError, Consumer, Delivery, Queue, RecordBatch, RecordStore, RecordWriter};
 use pm_models::keys::VerifyingKey;
 use pm_models::receipt;
@@ -37,13 +44,15 @@ use std::time::Duration;
 
 pub use plan::{plan, plan_batch, WritePlan};
 
+/// The longest a shutdown waits for batches in flight to be written.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
 /// The writer's settings (the `[writer]` section), with their defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WriterSettings {
-    /// Attempts at writing one batch before it is requeued.
-    pub max_attempts: u32,
-    /// The wait after a first failure; it doubles up to `max_backoff_ms`.
+    /// The wait after a batch's first failed write; it doubles up to
+    /// `max_backoff_ms` and the write is tried until it succeeds.
     pub initial_backoff_ms: u64,
     pub max_backoff_ms: u64,
     /// Deliveries written together, at most.
@@ -57,30 +66,19 @@ pub struct WriterSettings {
 
 impl Default for WriterSettings {
     fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            initial_backoff_ms: 100,
-            max_backoff_ms: 5_000,
-            batch_size: 256,
-            concurrency: 4,
-            max_deliveries: 10,
-        }
+        Self { initial_backoff_ms: 100, max_backoff_ms: 5_000, batch_size: 256, concurrency: 4, max_deliveries: 10 }
     }
 }
 
 impl WriterSettings {
-    /// How one batch's write is retried before it is requeued.
-    pub fn write_retry(&self) -> RetryPolicy {
+    /// How one batch's write, and a lost subscription, are tried again:
+    /// for as long as it takes.
+    pub fn retry(&self) -> RetryPolicy {
         RetryPolicy::doubling(
-            Some(self.max_attempts.max(1)),
+            None,
             Duration::from_millis(self.initial_backoff_ms),
             Duration::from_millis(self.max_backoff_ms),
         )
-    }
-
-    /// How a lost subscription is taken up again: for as long as it takes.
-    pub fn resubscribe(&self) -> RetryPolicy {
-        RetryPolicy { max_attempts: None, ..self.write_retry() }
     }
 }
 
@@ -106,8 +104,6 @@ enum Stop {
 struct Settlement {
     /// Durably in the store and the index: acknowledge.
     written: Vec<u64>,
-    /// Transient failures outlasted the retries: hand them out again.
-    retry: Vec<u64>,
     /// They can never be written: dead-letter each with its reason.
     unwritable: Vec<(u64, String)>,
 }
@@ -134,7 +130,7 @@ impl Writer {
     /// returns. A lost subscription is taken up again with backoff.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut backoff = self.settings.resubscribe().backoff();
+        let mut backoff = self.settings.retry().backoff();
         loop {
             let mut consumer = tokio::select! {
                 _ = &mut shutdown => return,
@@ -161,22 +157,32 @@ impl Writer {
     /// time, because the consumer is not shared.
     async fn consume(&self, consumer: &mut dyn Consumer, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> Stop {
         let mut in_flight = FuturesUnordered::new();
-        let mut stop = None;
+        let mut stopping = false;
+        let grace = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(grace);
         loop {
-            let room = stop.is_none() && in_flight.len() < self.settings.concurrency.max(1);
+            let room = !stopping && in_flight.len() < self.settings.concurrency.max(1);
             tokio::select! {
-                _ = &mut *shutdown, if stop.is_none() => stop = Some(Stop::Shutdown),
+                _ = &mut *shutdown, if !stopping => {
+                    stopping = true;
+                    grace.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                }
+                _ = &mut grace, if stopping => {
+                    tracing::warn!(batches = in_flight.len(), "shutdown: batches still unwritten are left to be delivered again");
+                    return Stop::Shutdown;
+                }
                 batch = consumer.next_batch(self.settings.batch_size.max(1)), if room => match batch {
                     Ok(batch) => in_flight.push(self.write_batch(batch)),
                     Err(error) => {
-                        tracing::warn!(%error, "queue subscription lost; subscribing again");
-                        stop = Some(Stop::SubscriptionLost);
+                        // Its deliveries go back to the queue: drop their writes.
+                        tracing::warn!(%error, dropped = in_flight.len(), "queue subscription lost; subscribing again");
+                        return Stop::SubscriptionLost;
                     }
                 },
                 Some(settlement) = in_flight.next() => settle(consumer, settlement).await,
             }
-            if let (Some(_), true) = (&stop, in_flight.is_empty()) {
-                return stop.expect("checked above");
+            if stopping && in_flight.is_empty() {
+                return Stop::Shutdown;
             }
         }
     }
@@ -202,9 +208,9 @@ impl Writer {
         settlement
     }
 
-    /// Plans and writes `deliveries` together, retrying transient failures.
-    /// A batch that fails permanently is written again one by one, so that
-    /// only the delivery at fault is dead-lettered.
+    /// Plans and writes `deliveries` together, retrying transient failures
+    /// until they pass. A batch that fails permanently is written again one
+    /// by one, so that only the delivery at fault is dead-lettered.
     async fn write_accepted(&self, deliveries: &[Delivery], settlement: &mut Settlement) {
         if deliveries.is_empty() {
             return;
@@ -212,7 +218,7 @@ impl Writer {
         let messages: Vec<_> = deliveries.iter().map(|d| &d.message).collect();
         let written = self
             .settings
-            .write_retry()
+            .retry()
             .retry("write", || async {
                 let plans = plan_batch(self.store.as_ref(), &messages).await?;
                 let mut records = RecordBatch::default();
@@ -233,10 +239,6 @@ impl Writer {
                     }
                 }
             }
-            Err(error) if error.is_transient() => {
-                tracing::error!(%error, "write failed after every attempt; requeueing the batch");
-                settlement.retry.extend(deliveries.iter().map(|d| d.tag));
-            }
             Err(error) if deliveries.len() > 1 => {
                 tracing::warn!(%error, "a batch cannot be written; writing its deliveries one by one");
                 for delivery in deliveries {
@@ -253,11 +255,6 @@ async fn settle(consumer: &mut dyn Consumer, settlement: Settlement) {
         if let Err(error) = consumer.ack(&settlement.written).await {
             // The deliveries stay unsettled and come back; writes are idempotent.
             tracing::warn!(%error, count = settlement.written.len(), "could not acknowledge written deliveries");
-        }
-    }
-    for tag in settlement.retry {
-        if let Err(error) = consumer.requeue(tag).await {
-            tracing::warn!(%error, tag, "could not requeue a delivery");
         }
     }
     for (tag, reason) in settlement.unwritable {
@@ -418,8 +415,7 @@ mod tests {
             },
         );
         let queue = Arc::new(Recorder::default());
-        let settings =
-            WriterSettings { max_attempts: 4, initial_backoff_ms: 100, max_backoff_ms: 300, ..Default::default() };
+        let settings = WriterSettings { initial_backoff_ms: 100, max_backoff_ms: 300, ..Default::default() };
         let writer = Writer::new(
             memory.clone(),
             memory.clone(),
@@ -490,15 +486,19 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn transient_failures_are_retried_with_doubling_waits_then_the_batch_is_requeued() {
+    async fn an_outage_is_waited_out_with_doubling_waits_and_the_batch_is_written_not_requeued() {
         let f = fixture();
         let outage = || BackendError::Unavailable("the index is down".into());
-        f.memory.failures.lock().unwrap().extend([outage(), outage(), outage(), outage()]);
+        // A long outage: 30 failed writes, far more than any delivery limit.
+        f.memory.failures.lock().unwrap().extend((0..30).map(|_| outage()));
         let started = tokio::time::Instant::now();
-        let settlement = f.writer.write_batch(vec![f.delivery(1), f.delivery(2)]).await;
-        assert_eq!(settlement, Settlement { retry: vec![1, 2], ..Default::default() });
-        assert_eq!(*f.memory.writes.lock().unwrap(), 4, "max_attempts in all");
-        assert_eq!(started.elapsed(), Duration::from_millis(100 + 200 + 300), "waits double up to the maximum");
+        let (one, two) = (f.delivery(1), f.delivery(2));
+        let settlement = f.writer.write_batch(vec![one.clone(), two.clone()]).await;
+        assert_eq!(settlement, Settlement { written: vec![1, 2], ..Default::default() });
+        assert_eq!(*f.memory.writes.lock().unwrap(), 31, "tried until it passed");
+        let waits = 100 + 200 + 28 * 300;
+        assert_eq!(started.elapsed(), Duration::from_millis(waits), "waits double up to the maximum");
+        assert!(f.stored(&one) && f.stored(&two));
     }
 
     #[tokio::test(start_paused = true)]
