@@ -879,8 +879,18 @@ main() {
     stop) cmd_stop ;;
     status) cmd_status ;;
     rabbitmqctl) rmq_env "$RMQ_BIN/rabbitmqctl" -n "$RMQ_NODENAME" "$@" ;;
+    pid) # pid rabbitmq|elasticsearch|hbase-master|hbase-thrift: the server's pid
+      case ${1:-} in
+        rabbitmq) read_pid "$RMQ_PIDFILE" ;;
+        elasticsearch) read_pid "$ES_PIDFILE" ;;
+        hbase-master) read_pid "$HB_MASTER_PIDFILE" ;;
+        hbase-thrift) read_pid "$HB_THRIFT_PIDFILE" ;;
+        *) fail services "pid: name rabbitmq, elasticsearch, hbase-master or hbase-thrift" ;;
+      esac || fail services "pid: ${1:-} is not running"
+      echo
+      ;;
     *)
-      echo "usage: $0 start|stop|status|rabbitmqctl [ARGS...]" >&2
+      echo "usage: $0 start|stop|status|pid NAME|rabbitmqctl [ARGS...]" >&2
       exit 2
       ;;
   esac

@@ -13,6 +13,13 @@ fi
 scripts/browser.sh
 cargo test --workspace --all-targets --locked "$@"
 
+# Fault runs (issue 8): a short one per deployment, with the pm binary just
+# built; the distributed one restarts and stalls the servers started above and
+# leaves them running. PM_SKIP_CHAOS=1 skips it.
+if [ "${PM_SKIP_CHAOS:-0}" != 1 ]; then
+  PM_CHAOS_PROFILE=debug PM_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/pm" scripts/chaos.sh all 20
+fi
+
 # Containers (issue 10): the images built here without a registry
 # (scripts/images.sh), the swarm stack and the development file deployed and
 # driven through their gateway (scripts/stack-test.sh). The images carry the
