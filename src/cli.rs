@@ -198,6 +198,10 @@ pub enum Command {
     Bench {
         #[command(flatten)]
         gateway: GatewayArg,
+        /// Another gateway of the same node (repeatable): requests go to
+        /// every gateway in turn.
+        #[arg(long, value_name = "URL")]
+        also_url: Vec<String>,
         /// Private key file of the genesis persona, which invites the bench personas.
         #[arg(long, value_name = "FILE")]
         genesis_key: PathBuf,
@@ -293,10 +297,20 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             };
             client::message(&gateway.url, arg, limit, after).await
         }
-        Command::Bench { gateway, genesis_key, personas, messages, concurrency, json, ceilings, watch_pids } => {
+        Command::Bench {
+            gateway,
+            also_url,
+            genesis_key,
+            personas,
+            messages,
+            concurrency,
+            json,
+            ceilings,
+            watch_pids,
+        } => {
             let ceilings = if ceilings { Some(Settings::load(None, &Overrides::default())?) } else { None };
             let options = crate::bench::BenchOptions {
-                url: gateway.url,
+                urls: [vec![gateway.url], also_url].concat(),
                 genesis_key,
                 personas: personas as usize,
                 messages: messages as usize,

@@ -5,6 +5,8 @@
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The longest one request may take before it counts as `TIMEOUT`.
@@ -39,35 +41,42 @@ impl GatewayError {
     }
 }
 
-/// A gateway's GraphQL endpoint; cheap to clone (clones share the pool).
+/// The GraphQL endpoints of one node's gateways, asked in turn; cheap to
+/// clone (clones share the pool and the turn).
 #[derive(Clone)]
 pub struct Gateway {
     http: reqwest::Client,
-    url: String,
+    urls: Arc<[String]>,
+    turn: Arc<AtomicUsize>,
 }
 
 impl Gateway {
-    /// A client keeping up to `connections` idle keep-alive connections.
-    pub fn new(url: &str, connections: usize) -> Self {
+    /// A client of `urls` (at least one) keeping up to `connections` idle
+    /// keep-alive connections to each.
+    pub fn new(urls: &[String], connections: usize) -> Self {
+        assert!(!urls.is_empty(), "a gateway needs a URL");
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(connections.max(1) * 2)
             .tcp_nodelay(true)
             .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("an HTTP client with these options can be built");
-        Self { http, url: url.to_owned() }
+        Self { http, urls: urls.into(), turn: Arc::default() }
     }
 
+    /// The first gateway's URL.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.urls[0]
     }
 
-    /// Posts a prepared request body (`{"query": …, "variables": …}`).
+    /// Posts a prepared request body (`{"query": …, "variables": …}`) to
+    /// the next gateway in turn.
     pub async fn post(&self, body: Vec<u8>) -> Result<Value, GatewayError> {
-        let transport = |source| GatewayError::Transport { url: self.url.clone(), source };
+        let url = &self.urls[self.turn.fetch_add(1, Ordering::Relaxed) % self.urls.len()];
+        let transport = |source| GatewayError::Transport { url: url.clone(), source };
         let response = self
             .http
-            .post(&self.url)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()

@@ -35,7 +35,9 @@ use crate::settings::Settings;
 /// What to run, from the command line.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
-    pub url: String,
+    /// The gateways' GraphQL endpoints (one or more of the same node),
+    /// asked in turn.
+    pub urls: Vec<String>,
     pub genesis_key: PathBuf,
     pub personas: usize,
     pub messages: usize,
@@ -65,7 +67,7 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     let genesis = key_file::load(&options.genesis_key)
         .map_err(|source| BenchError::GenesisKey { path: options.genesis_key.clone(), source })?;
     let concurrency = options.concurrency.max(1);
-    let gateway = Gateway::new(&options.url, concurrency);
+    let gateway = Gateway::new(&options.urls, concurrency);
 
     let progress = spinner(&format!("setup: registering {} personas", options.personas));
     let registration_began = Instant::now();
@@ -107,7 +109,7 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     let ratios = ceilings.as_ref().map(|c| report::ratios(&ingested.figures, &queries, c)).unwrap_or_default();
     Ok(BenchReport {
         settings: RunSettings {
-            url: options.url,
+            url: options.urls.join(" "),
             personas: cast.personas.len(),
             messages: options.messages,
             concurrency,
