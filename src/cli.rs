@@ -244,7 +244,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { server, listen } => {
             let settings = server_settings(&server, listen)?;
-            crate::telemetry::init(&settings.log);
+            crate::telemetry::init(&settings.log, settings.log_format);
             crate::serve::serve(settings).await
         }
         Command::Authorizer { server, listen } => role(&server, listen, crate::roles::authorizer).await,
@@ -253,7 +253,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Teleferic { server, listen } => role(&server, listen, crate::roles::teleferic).await,
         Command::Bootstrap { server, genesis_key, nickname } => {
             let settings = server_settings(&server, None)?;
-            crate::telemetry::init("warn");
+            crate::telemetry::init("warn", settings.log_format);
             crate::bootstrap::bootstrap(&settings, &genesis_key, &nickname).await
         }
         Command::Config { server, listen } => {
@@ -321,7 +321,7 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let settings = server_settings(server, listen)?;
-    crate::telemetry::init(&settings.log);
+    crate::telemetry::init(&settings.log, settings.log_format);
     run(settings).await
 }
 
