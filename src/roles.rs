@@ -58,7 +58,9 @@ pub async fn authorizer(settings: Settings) -> anyhow::Result<()> {
     announce("authorizer", &listener)?;
     let server =
         pm_authorizer::http::serve(Arc::new(authorizer), remote_reader(&settings), settings.gateway, listener)?;
-    shutdown::serve_until_signal(server).await
+    let served = shutdown::serve_until_signal(server).await;
+    resolver.close().await;
+    served
 }
 
 pub async fn reader(settings: Settings) -> anyhow::Result<()> {

@@ -350,6 +350,27 @@ impl RabbitMqQueue {
         Ok(Self { shared })
     }
 
+    /// Closes the publisher's channel and connection with a clean AMQP
+    /// handshake (reply 200), bounded by `publish_timeout`. Without it, a
+    /// process that exits after its work leaves lapin's I/O loop to report
+    /// the dropped socket as an error. Consumers close their own links.
+    pub async fn close(&self) -> Result<(), BackendError> {
+        let Some(link) = self.shared.publisher.lock().await.link.take() else { return Ok(()) };
+        let closed = async {
+            if link.channel.status().connected() {
+                link.channel.close(200, "pm closing").await?;
+            }
+            if link.connection.status().connected() {
+                link.connection.close(200, "pm closing").await?;
+            }
+            lapin::Result::Ok(())
+        };
+        match timeout(self.shared.settings.publish_timeout(), closed).await {
+            Ok(result) => result.map_err(|e| unavailable("rabbitmq close", e)),
+            Err(_) => Err(BackendError::Unavailable("rabbitmq did not close the connection in time".into())),
+        }
+    }
+
     /// Deletes the queues and exchanges with everything in them: for tests
     /// and for tearing down a deployment, never called by a role.
     #[cfg(any(test, feature = "testsuite"))]
