@@ -157,5 +157,7 @@ pub async fn writer(settings: Settings) -> anyhow::Result<()> {
         .await;
     health_handle.stop(true).await;
     let _ = health_task.await;
+    // The queue's publisher (dead letters go through the consumer's link).
+    resolver.close().await;
     Ok(())
 }

@@ -7,8 +7,9 @@
 //! - `pm read` opens what `pm assert` sent (text and object), refuses a
 //!   non-reader, and `pm verify` checks a stored message and names what fails;
 //! - logs: no ANSI escapes when stderr is not a terminal, JSON lines with
-//!   `PM_LOG_FORMAT=json`, and `pm bootstrap` on the distributed backends
-//!   ends without an error line.
+//!   `PM_LOG_FORMAT=json`, and `pm bootstrap` and `pm authorizer` (which
+//!   holds an AMQP publisher) on the distributed backends end without an
+//!   error line.
 
 /// The client commands talk to `pm serve` on the embedded backend.
 pub const DISTRIBUTED: bool = false;
@@ -132,11 +133,7 @@ async fn wait_persona(node: &TestNode, address: &str) {
 async fn invite(node: &TestNode, dir: &Path, genesis_key: &Path, name: &str) -> (String, PathBuf) {
     let key_file = dir.join(format!("{name}.invite"));
     let output = run_ok(
-        pm_at(node)
-            .args(["invite", "--name", name, "--key"])
-            .arg(genesis_key)
-            .arg("--invite-key-out")
-            .arg(&key_file),
+        pm_at(node).args(["invite", "--name", name, "--key"]).arg(genesis_key).arg("--invite-key-out").arg(&key_file),
     );
     let text = stdout(&output);
     assert!(!text.contains(&std::fs::read_to_string(&key_file).unwrap().trim().to_owned()), "the key is not printed");
@@ -255,14 +252,23 @@ async fn pm_read_round_trips_what_pm_assert_sent_and_refuses_a_non_reader() {
 
     for reader in [&p.genesis, &p.alice] {
         let objects = p.dir.path().join(format!("objects-{}", reader.file_stem().unwrap().to_string_lossy()));
-        let output = run_ok(pm_at(&node).args(["read", "--hash", &hash, "--key"]).arg(reader).arg("--objects-dir").arg(&objects));
+        let output = run_ok(
+            pm_at(&node).args(["read", "--hash", &hash, "--key"]).arg(reader).arg("--objects-dir").arg(&objects),
+        );
         let body: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("the body is JSON on stdout");
         assert_eq!(body, serde_json::json!({ "assertion": "alice asserts ✓" }));
         assert_eq!(std::fs::read(objects.join("object-1")).unwrap(), object_bytes, "the object round-trips");
         let report = stderr(&output);
-        for check in ["ok    messageHash", "ok    messageSign", "ok    receipt", "ok    dossierHash", "ok    bodyHash",
-            "ok    content signature", "ok    object 1: containerSign", "ok    object 1: objectHash"]
-        {
+        for check in [
+            "ok    messageHash",
+            "ok    messageSign",
+            "ok    receipt",
+            "ok    dossierHash",
+            "ok    bodyHash",
+            "ok    content signature",
+            "ok    object 1: containerSign",
+            "ok    object 1: objectHash",
+        ] {
             assert!(report.contains(check), "{check:?} in {report}");
         }
         assert!(!report.contains("FAIL"), "{report}");
@@ -389,9 +395,17 @@ async fn pm_log_format_json_writes_one_json_object_per_line() {
     assert_json_lines(&serve_log(&[("PM_LOG_FORMAT", "json")]).await);
 }
 
+/// What the distributed processes logged, each with stderr to a file.
+struct DistributedLogs {
+    bootstrap: String,
+    /// `pm authorizer` from start (it connects its AMQP publisher) to SIGTERM.
+    authorizer: String,
+}
+
 /// `pm bootstrap` on RabbitMQ, HBase and Elasticsearch, configured by the
-/// earlier deployment's names, with stderr to a file; returns the log.
-async fn distributed_bootstrap_log(format: &str) -> Option<String> {
+/// earlier deployment's names, then `pm authorizer` until SIGTERM, with
+/// stderr to files; returns both logs.
+async fn distributed_logs(format: &str) -> Option<DistributedLogs> {
     use pm_backends::testsuite::{address, require, unique_prefix};
     let rabbitmq = address("PM_TEST_RABBITMQ", "127.0.0.1:5672");
     let hbase = address("PM_TEST_HBASE", "127.0.0.1:9090");
@@ -424,11 +438,40 @@ async fn distributed_bootstrap_log(format: &str) -> Option<String> {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .output()
         .unwrap();
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(output.status.success(), "distributed bootstrap failed: {log}");
+    let bootstrap = std::fs::read_to_string(&log_path).unwrap();
+    assert!(output.status.success(), "distributed bootstrap failed: {bootstrap}");
     assert!(stdout(&output).contains("created genesis persona"), "{}", stdout(&output));
+
+    let log_path = dir.path().join("authorizer.log");
+    let mut child = pm()
+        .args(["authorizer", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("BROKER_URL", format!("amqp://guest:guest@{rabbitmq}/%2f"))
+        .env("HBASE_HOSTNAME", hbase_host)
+        .env("HBASE_PORT", hbase_port)
+        .env("ES_URL", format!("http://{elasticsearch}"))
+        .env("PM_RABBITMQ__PREFIX", &prefix)
+        .env("PM_HBASE__TABLE_PREFIX", &prefix)
+        .env("PM_ELASTICSEARCH__INDEX_PREFIX", &prefix)
+        .env("PM_LOG_FORMAT", format)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let listening = lines.next().expect("the authorizer prints where it listens").unwrap();
+    let base = listening.split(" listening on ").nth(1).expect("a URL").trim().to_owned();
+    // Answering means it is serving, with its signal handler in place.
+    let health = common::http_client().get(format!("{base}/healthz")).send().await.expect("the authorizer answers");
+    assert!(health.status().is_success(), "{base}/healthz: {}", health.status());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    let authorizer = std::fs::read_to_string(&log_path).unwrap();
+    assert!(status.success(), "the authorizer exits cleanly on SIGTERM ({status:?}): {authorizer}");
     teardown(&prefix, &rabbitmq, hbase_host, hbase_port, &elasticsearch).await;
-    Some(log)
+    Some(DistributedLogs { bootstrap, authorizer })
 }
 
 async fn teardown(prefix: &str, rabbitmq: &str, hbase_host: &str, hbase_port: &str, elasticsearch: &str) {
@@ -441,7 +484,11 @@ async fn teardown(prefix: &str, rabbitmq: &str, hbase_host: &str, hbase_port: &s
         ..Default::default()
     };
     HBaseStore::connect(hbase).await.unwrap().drop_tables().await.unwrap();
-    let es = ElasticSettings { url: format!("http://{elasticsearch}"), index_prefix: prefix.to_owned(), ..Default::default() };
+    let es = ElasticSettings {
+        url: format!("http://{elasticsearch}"),
+        index_prefix: prefix.to_owned(),
+        ..Default::default()
+    };
     ElasticIndex::connect(es).await.unwrap().delete_indices().await.unwrap();
     let amqp = RabbitMqSettings {
         prefix: prefix.to_owned(),
@@ -453,16 +500,21 @@ async fn teardown(prefix: &str, rabbitmq: &str, hbase_host: &str, hbase_port: &s
 }
 
 #[tokio::test]
-async fn distributed_bootstrap_ends_without_an_error_line_or_colour_codes() {
-    let Some(log) = distributed_bootstrap_log("text").await else { return };
-    assert!(!log.contains('\u{1b}'), "no ANSI escape in a log file: {log:?}");
-    let errors: Vec<&str> = log.lines().filter(|line| line.contains("ERROR")).collect();
-    assert!(errors.is_empty(), "error lines after a successful bootstrap: {errors:#?}");
+async fn distributed_bootstrap_and_authorizer_end_without_an_error_line_or_colour_codes() {
+    let Some(logs) = distributed_logs("text").await else { return };
+    for (process, log) in [("pm bootstrap", &logs.bootstrap), ("pm authorizer", &logs.authorizer)] {
+        assert!(!log.contains('\u{1b}'), "{process}: no ANSI escape in a log file: {log:?}");
+        let errors: Vec<&str> = log.lines().filter(|line| line.contains("ERROR")).collect();
+        assert!(errors.is_empty(), "{process}: error lines after a successful run: {errors:#?}");
+    }
+    assert!(logs.authorizer.contains("INFO"), "the authorizer logged at info: {}", logs.authorizer);
 }
 
 #[tokio::test]
-async fn distributed_bootstrap_logs_json_lines_with_pm_log_format_json() {
-    let Some(log) = distributed_bootstrap_log("json").await else { return };
-    assert_json_lines(&log);
-    assert!(!log.contains("\"ERROR\""), "no error line: {log}");
+async fn distributed_processes_log_json_lines_with_pm_log_format_json() {
+    let Some(logs) = distributed_logs("json").await else { return };
+    for log in [&logs.bootstrap, &logs.authorizer] {
+        assert_json_lines(log);
+        assert!(!log.contains("\"ERROR\""), "no error line: {log}");
+    }
 }

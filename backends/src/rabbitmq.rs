@@ -390,19 +390,36 @@ impl RabbitMqQueue {
     }
 
     /// Closes the publisher's channel and connection with a clean AMQP
-    /// handshake (reply 200), bounded by `publish_timeout`. Without it, a
-    /// process that exits after its work leaves lapin's I/O loop to report
-    /// the dropped socket as an error. Consumers close their own links.
+    /// handshake (reply 200) and waits for lapin's I/O thread to end, all
+    /// bounded by `publish_timeout`. Without it, a process that exits after
+    /// its work leaves that thread running into the runtime's shutdown, and
+    /// it reports a connection error. Only the publisher is closed: a
+    /// consumer's connection is dropped with its subscription.
     pub async fn close(&self) -> Result<(), BackendError> {
         let Some(link) = self.shared.publisher.lock().await.link.take() else { return Ok(()) };
-        let closed = async {
+        let closed = async move {
             if link.channel.status().connected() {
-                link.channel.close(200, "pm closing").await?;
+                link.channel.close(200, "pm closing").await.map_err(|e| e.to_string())?;
             }
             if link.connection.status().connected() {
-                link.connection.close(200, "pm closing").await?;
+                link.connection.close(200, "pm closing").await.map_err(|e| e.to_string())?;
             }
-            lapin::Result::Ok(())
+            let PublisherLink { connection, channel } = link;
+            drop(channel);
+            // `run` joins the I/O thread, which ends once the connection is
+            // closed. A plain thread, not `spawn_blocking`: if it ever hung,
+            // the runtime would wait for it at exit; this one is abandoned.
+            let (done, joined) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("pm-rabbitmq-close".to_owned())
+                .spawn(move || {
+                    let _ = done.send(connection.run());
+                })
+                .map_err(|e| e.to_string())?;
+            match joined.await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err("the I/O thread's result was lost".to_owned()),
+            }
         };
         match timeout(self.shared.settings.publish_timeout(), closed).await {
             Ok(result) => result.map_err(|e| unavailable("rabbitmq close", e)),
