@@ -133,7 +133,8 @@ pub async fn read(
     let client = GatewayClient::new(url);
     let node = node_key(&client, node_pubkey).await?;
     let message = fetch(&client, hash).await?;
-    let opened = reading::open(&message.stored(node.verifying_key()), &reader).map_err(|e| anyhow!("cannot read {hash}: {e}"))?;
+    let opened = reading::open(&message.stored(node.verifying_key()), &reader)
+        .map_err(|e| anyhow!("cannot read {hash}: {e}"))?;
     eprint!("{}", opened.report);
     fail_unless_holds(&opened.report).context("the body is not printed")?;
     if let Some(dir) = objects_dir {

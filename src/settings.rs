@@ -6,6 +6,7 @@
 //! `PM_AUTHORIZER__MAX_AGE_SECS`) < command-line flags. Validation fails
 //! with one line naming the bad setting.
 
+use crate::telemetry::LogFormat;
 use anyhow::{anyhow, Context};
 use config::{Config, Environment, File, FileFormat};
 use pm_authorizer::AuthorizerSettings;
@@ -13,7 +14,6 @@ use pm_backends::settings::{BackendChoice, ElasticSettings, HBaseSettings, Rabbi
 use pm_backends::BackendSettings;
 use pm_http::{BodyLimits, RemoteSettings};
 use pm_teleferic::GatewaySettings;
-use crate::telemetry::LogFormat;
 use pm_writer::WriterSettings;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

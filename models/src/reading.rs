@@ -264,11 +264,7 @@ fn msgpack_to_json(value: &rmpv::Value) -> serde_json::Value {
     match value {
         M::Nil => J::Null,
         M::Boolean(b) => J::Bool(*b),
-        M::Integer(n) => n
-            .as_u64()
-            .map(J::from)
-            .or_else(|| n.as_i64().map(J::from))
-            .unwrap_or(J::Null),
+        M::Integer(n) => n.as_u64().map(J::from).or_else(|| n.as_i64().map(J::from)).unwrap_or(J::Null),
         M::F32(x) => serde_json::Number::from_f64(f64::from(*x)).map_or(J::Null, J::Number),
         M::F64(x) => serde_json::Number::from_f64(*x).map_or(J::Null, J::Number),
         M::String(s) => J::String(s.as_str().unwrap_or_default().to_owned()),
@@ -308,18 +304,14 @@ mod tests {
         let reader = PersonaKey::from_seed([3; 32]);
         let t = SignedTimestamp::issue(&node, Micros(1_700_000_000_000_000));
         let message_key: [u8; 32] = random_bytes();
-        let acl = [&sender, &reader]
-            .iter()
-            .map(|k| acl_rule_for(k.public().verifying_key(), &message_key))
-            .collect();
+        let acl = [&sender, &reader].iter().map(|k| acl_rule_for(k.public().verifying_key(), &message_key)).collect();
         let objects = vec![sealed_object(&sender, b"the object's bytes", &message_key, &t)];
         let body = serde_json::json!({ "assertion": "it holds" });
         let parts = ContentParts::new(0, &body);
         let envelope =
             private_envelope(&sender, MessageType::Assertion, &parts, &message_key, &random_bytes(), acl, objects, &t);
         let accepted_at = Micros(1_700_000_001_000_000);
-        let receipt =
-            receipt::issue(&node, &MessageHash::parse(&envelope.message_hash).unwrap(), accepted_at);
+        let receipt = receipt::issue(&node, &MessageHash::parse(&envelope.message_hash).unwrap(), accepted_at);
         Fixture { node, sender, reader, envelope, receipt, accepted_at }
     }
 
@@ -367,10 +359,7 @@ mod tests {
         // A rule naming the stranger but sealed to someone else does not open.
         let mut envelope = f.envelope.clone();
         envelope.acl[1].reader = stranger.address().to_string();
-        assert!(matches!(
-            open(&f.stored(&envelope, &f.receipt), &stranger),
-            Err(OpenError::KeyDoesNotOpen { .. })
-        ));
+        assert!(matches!(open(&f.stored(&envelope, &f.receipt), &stranger), Err(OpenError::KeyDoesNotOpen { .. })));
     }
 
     #[test]
@@ -417,8 +406,7 @@ mod tests {
 
         let mut envelope = f.envelope.clone();
         let container = envelope.objects[0].container.as_mut().unwrap();
-        container.container_sign =
-            TimestampedSignature::sign(&stranger, &container.container_hash, &t).as_str().into();
+        container.container_sign = TimestampedSignature::sign(&stranger, &container.container_hash, &t).as_str().into();
         let report = check_stored(&f.stored(&envelope, &f.receipt));
         assert_eq!(
             failed(&report),
