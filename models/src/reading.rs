@@ -390,7 +390,8 @@ mod tests {
         }
         let mut missing = f.stored(&f.envelope, &f.receipt);
         missing.receipt = None;
-        assert!(check_stored(&missing).to_string().contains("FAIL  receipt: no receipt is stored"));
+        let report = check_stored(&missing).to_string();
+        assert!(report.contains("FAIL  receipt") && report.contains("no receipt is stored"), "{report}");
     }
 
     #[test]
