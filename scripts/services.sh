@@ -17,8 +17,11 @@
 #   rabbitmqctl ARGS  run rabbitmqctl against our node (right cookie/node name).
 #
 # Environment (all optional):
-#   PM_SERVICES_DIR        data, logs, pid files, unpacked downloads
-#                          (default ~/.cache/pm-services; Maven's ~/.m2 caches jars)
+#   PM_SERVICES_DIR        data, logs, pid files, unpacked downloads (Maven's
+#                          ~/.m2 caches jars). Default: /var/lib/pm-services as
+#                          root, ~/.cache/pm-services otherwise. Nothing above
+#                          it is ever chmod-ed: as root it must be reachable by
+#                          PM_SERVICES_USER, so not under a private home.
 #   PM_SERVICES            subset to act on (default "rabbitmq elasticsearch hbase")
 #   PM_RABBITMQ_PORT       5672 (Erlang distribution port = this + 20000)
 #   PM_RABBITMQ_NODENAME   rabbit@localhost (must differ per concurrent instance)
@@ -35,6 +38,14 @@
 # On failure: one line "services.sh: <service>: <why> (log: <path>)" on
 # stderr and a non-zero exit.  Progress messages go to stderr too, so stdout
 # of `start` is only the endpoint lines.
+#
+# Earlier versions kept everything, as root too, under ~/.cache/pm-services
+# and ran `chmod o+x` on the directories above it (/root included) so that
+# the Elasticsearch user could reach it.  While servers started from there
+# still run, start/stop/status keep using that directory (with a note);
+# once they are stopped, the next start uses the new default and reuses the
+# old downloads by hard link.  See scripts/README-services.md, "Moving from
+# ~/.cache/pm-services".
 set -euo pipefail
 
 # ---------------------------------------------------------------------------
@@ -64,7 +75,36 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 readonly SCRIPT_DIR
 readonly HBASE_POM="$SCRIPT_DIR/hbase/pom.xml"
 
-PM_SERVICES_DIR=${PM_SERVICES_DIR:-$HOME/.cache/pm-services}
+# Where earlier versions kept everything, as root too.
+readonly LEGACY_DIR="$HOME/.cache/pm-services"
+
+# A server started from `dir` still runs: a pid file there names a live
+# process whose command line mentions `dir`.
+dir_has_running_servers() { # dir
+  local f pid
+  for f in "$1"/run/*.pid "$1"/elasticsearch/elasticsearch.pid; do
+    [[ -s $f ]] || continue
+    pid=$(tr -dc '0-9' <"$f")
+    [[ -n $pid && -r /proc/$pid/cmdline ]] || continue
+    grep -qF -- "$1" < <(tr '\0' '\n' <"/proc/$pid/cmdline") && return 0
+  done
+  return 1
+}
+
+if [[ -z ${PM_SERVICES_DIR:-} ]]; then
+  if [[ $EUID -eq 0 ]]; then
+    # Not under /root: the Elasticsearch user must reach it without any
+    # permission above it being loosened.
+    PM_SERVICES_DIR=/var/lib/pm-services
+    if [[ -d $LEGACY_DIR ]] && dir_has_running_servers "$LEGACY_DIR"; then
+      printf 'services.sh: using %s, where servers started by an earlier version still run; after `stop`, the next `start` moves to %s\n' \
+        "$LEGACY_DIR" "$PM_SERVICES_DIR" >&2
+      PM_SERVICES_DIR=$LEGACY_DIR
+    fi
+  else
+    PM_SERVICES_DIR=$LEGACY_DIR
+  fi
+fi
 mkdir -p "$PM_SERVICES_DIR"
 D=$(cd "$PM_SERVICES_DIR" && pwd -P)   # absolute: it ends up in configs
 readonly D
@@ -311,10 +351,11 @@ ensure_svc_user() {
     || fail elasticsearch "could not create system user $SVC_USER"
 }
 
-# As root, PM_SERVICES_DIR is normally under /root (mode 700): the ES user
-# could not even reach its files.  Grant traverse-only (o+x, no listing) on
-# the ancestors that lack it.
-ensure_traversable() { # dir
+# As root, Elasticsearch runs as SVC_USER, which must reach its files
+# through every directory above them.  This script never loosens a
+# permission above its own directory (earlier versions ran `chmod o+x` on
+# /root): it stops with the reason instead.
+require_reachable() { # dir
   [[ $EUID -eq 0 && $SVC_USER != root ]] || return 0
   local path=$1 cur="" part
   local -a parts
@@ -322,10 +363,20 @@ ensure_traversable() { # dir
   for part in "${parts[@]}"; do
     cur="$cur/$part"
     if ! setpriv --reuid="$SVC_USER" --regid="$SVC_USER" --init-groups test -x "$cur" 2>/dev/null; then
-      note "granting traverse permission (chmod o+x) on $cur so that $SVC_USER can reach $path"
-      chmod o+x "$cur"
+      fail elasticsearch "user $SVC_USER cannot reach $path: $cur is not searchable by it; this script does not change permissions above PM_SERVICES_DIR, so choose a PM_SERVICES_DIR outside private home directories (default /var/lib/pm-services)"
     fi
   done
+}
+
+# Hard-links (or copies) an unpacked download from the earlier default
+# directory instead of downloading it again.  The old tree stays usable.
+reuse_legacy_download() { # target (a path under $CACHE)
+  local target=$1 source
+  source="$LEGACY_DIR/cache/${target#"$CACHE"/}"
+  [[ $D != "$LEGACY_DIR" && -d $source && ! -e $target ]] || return 1
+  note "reusing $source from the earlier cache directory"
+  mkdir -p "$(dirname "$target")"
+  cp -al "$source" "$target" 2>/dev/null || cp -a "$source" "$target"
 }
 
 # ---------------------------------------------------------------------------
@@ -474,6 +525,7 @@ es_install() {
   ensure_java elasticsearch
   ensure_svc_user
   [[ -x $ES_HOME/bin/elasticsearch ]] && return 0
+  reuse_legacy_download "$ES_HOME" && [[ -x $ES_HOME/bin/elasticsearch ]] && return 0
   ensure_mvn elasticsearch
   local log="$LOGS/install-elasticsearch.log" dl="$CACHE/downloads" tmp
   note "elasticsearch: downloading $ES_VERSION (integ-test-zip) with maven"
@@ -526,9 +578,9 @@ action.destructive_requires_name: false
 EOF
   if [[ $EUID -eq 0 && $SVC_USER != root ]]; then
     chown -R "$SVC_USER:" "$ES_DIR" "$ES_LOGDIR"
-    ensure_traversable "$ES_HOME"
-    ensure_traversable "$ES_DIR"
-    ensure_traversable "$ES_LOGDIR"
+    require_reachable "$ES_HOME"
+    require_reachable "$ES_DIR"
+    require_reachable "$ES_LOGDIR"
   fi
   note "elasticsearch: starting on 127.0.0.1:$ES_PORT (heap $ES_HEAP, user $SVC_USER)"
   rm -f "$ES_PIDFILE"
@@ -622,6 +674,7 @@ hbase_install() {
   # editing either re-resolves; otherwise no maven call at all (fast reruns).
   local want have="" log="$LOGS/install-hbase.log" tmp
   want="$HBASE_VERSION $HBASE_LOG4J2_VERSION $HBASE_SLF4J_VERSION $(sha256sum "$HBASE_POM" | cut -d' ' -f1)"
+  reuse_legacy_download "$CACHE/hbase-$HBASE_VERSION" || true
   [[ -f $HBASE_STAMP ]] && have=$(cat "$HBASE_STAMP")
   [[ $have == "$want" && -f $HBASE_LIB/hbase-thrift-$HBASE_VERSION.jar ]] && return 0
   ensure_mvn hbase

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: starts RabbitMQ, Elasticsearch and HBase
-# (installing what is missing; see scripts/services.sh) and installs the
-# headless browser of the explorer test (scripts/browser.sh), then builds and
+# (installing what is missing; see scripts/services.sh), installs the
+# headless browser of the explorer test (scripts/browser.sh) and the OpenSSL
+# and Python `cryptography` the key tests open keys with, then builds and
 # runs every test of the workspace. Tests that need a server fail, not skip, when
 # they cannot reach it (PM_REQUIRE_SERVICES=1).
 set -euo pipefail
@@ -11,6 +12,16 @@ if [ "${PM_SKIP_SERVICES:-0}" != 1 ]; then
   scripts/services.sh start
 fi
 scripts/browser.sh
+# tests/cli.rs opens pm's keys with OpenSSL and Python's `cryptography`:
+# install Debian's packages when missing (root only; nothing when present).
+if ! command -v openssl >/dev/null 2>&1 || ! python3 -c 'import cryptography' >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl python3 python3-cryptography >/dev/null
+  else
+    echo "test.sh: tests/cli.rs needs openssl and python3-cryptography (as root: apt-get install openssl python3-cryptography)" >&2
+  fi
+fi
 cargo test --workspace --all-targets --locked "$@"
 
 # Fault runs (issue 8): a short one per deployment, with the pm binary just

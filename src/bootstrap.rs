@@ -30,7 +30,11 @@ pub async fn bootstrap(settings: &Settings, genesis_key: &Path, nickname: &str) 
         bail!("nickname {NODE_NICKNAME} is reserved for the node");
     }
     let (node, node_outcome) = NodeStorage::open(settings).await?;
-    let genesis_outcome = node.ensure_persona(&genesis, nickname).await?;
+    let genesis_outcome = node.ensure_persona(&genesis, nickname).await;
+    // Closed before reporting, on success and failure alike: the process
+    // ends right after, and a dropped AMQP connection would log an error.
+    node.resolver.close().await;
+    let genesis_outcome = genesis_outcome?;
     if node.node_key_created {
         println!("created node key {}", settings.node_key_path().display());
     }

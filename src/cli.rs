@@ -1,6 +1,6 @@
 //! The command line (clap): one subcommand per job, `--help` on each.
 
-use crate::client::{self, MessageArg, PersonaArg};
+use crate::client::{self, InviteKeySource, MessageArg, PersonaArg};
 use crate::settings::{Overrides, Settings};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -121,6 +121,10 @@ pub enum Command {
         name: String,
         #[arg(long, default_value = "peer-mountain")]
         service_offering_id: String,
+        /// Write the invite key to FILE (mode 0600, never overwritten)
+        /// instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        invite_key_out: Option<PathBuf>,
     },
     /// Register a persona with an invitation.
     Register {
@@ -134,9 +138,19 @@ pub enum Command {
         /// The invitation's message hash.
         #[arg(long, value_name = "HASH")]
         invitation: String,
-        /// The invite key the inviter gave (base64).
-        #[arg(long, value_name = "BASE64")]
-        invite_key: String,
+        /// The invite key the inviter gave (base64), or `-` to read it from
+        /// standard input. On the command line it shows in `ps` and the
+        /// shell history: prefer `--invite-key-file` or `-`.
+        #[arg(
+            long,
+            value_name = "BASE64",
+            required_unless_present = "invite_key_file",
+            conflicts_with = "invite_key_file"
+        )]
+        invite_key: Option<String>,
+        /// A file holding the invite key (base64), e.g. from `pm invite --invite-key-out`.
+        #[arg(long, value_name = "FILE")]
+        invite_key_file: Option<PathBuf>,
         /// The invitation name the inviter gave.
         #[arg(long, value_name = "NAME")]
         invite_name: String,
@@ -191,6 +205,41 @@ pub enum Command {
         /// The last messageHash of the previous page.
         #[arg(long)]
         after: Option<String>,
+    },
+    /// Open a message you are a reader of: recover the message key from
+    /// your ACL rule, decrypt the message and its objects, check every hash,
+    /// signature and the node's acceptance receipt, then print the body
+    /// (checks on stderr, the body on stdout; nothing when a check fails).
+    Read {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        /// Your private key file (a reader of the message).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The message's hash.
+        #[arg(long, value_name = "HASH")]
+        hash: String,
+        /// Write each decrypted object to DIR/object-N.
+        #[arg(long, value_name = "DIR")]
+        objects_dir: Option<PathBuf>,
+        /// The node's public key (PEM file) to check against, instead of
+        /// the one the gateway serves.
+        #[arg(long, value_name = "FILE")]
+        node_pubkey: Option<PathBuf>,
+    },
+    /// Check a stored message for anyone: messageHash, messageSign, each
+    /// containerSign, the content of a public message and the node's
+    /// acceptance receipt, one line each; exits 1 when any check fails.
+    Verify {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        /// The message's hash.
+        #[arg(long, value_name = "HASH")]
+        hash: String,
+        /// The node's public key (PEM file) to check against, instead of
+        /// the one the gateway serves.
+        #[arg(long, value_name = "FILE")]
+        node_pubkey: Option<PathBuf>,
     },
     /// Measure a running node: register personas, send pre-signed private
     /// assertions (accepted/s, latency, stored/s until readable), query them,
@@ -248,7 +297,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { server, listen } => {
             let settings = server_settings(&server, listen)?;
-            crate::telemetry::init(&settings.log);
+            crate::telemetry::init(&settings.log, settings.log_format);
             crate::serve::serve(settings).await
         }
         Command::Authorizer { server, listen } => role(&server, listen, crate::roles::authorizer).await,
@@ -257,7 +306,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Teleferic { server, listen } => role(&server, listen, crate::roles::teleferic).await,
         Command::Bootstrap { server, genesis_key, nickname } => {
             let settings = server_settings(&server, None)?;
-            crate::telemetry::init("warn");
+            crate::telemetry::init("warn", settings.log_format);
             crate::bootstrap::bootstrap(&settings, &genesis_key, &nickname).await
         }
         Command::Config { server, listen } => {
@@ -269,11 +318,17 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Address { pubkey, key } => {
             crate::keygen::address(&pubkey.or(key).expect("clap requires one of --pubkey and --key"))
         }
-        Command::Invite { gateway, key, name, service_offering_id } => {
-            client::invite(&gateway.url, &key, &name, &service_offering_id).await
+        Command::Invite { gateway, key, name, service_offering_id, invite_key_out } => {
+            client::invite(&gateway.url, &key, &name, &service_offering_id, invite_key_out.as_deref()).await
         }
-        Command::Register { gateway, key, nickname, invitation, invite_key, invite_name } => {
-            client::register(&gateway.url, &key, &nickname, &invitation, &invite_key, &invite_name).await
+        Command::Register { gateway, key, nickname, invitation, invite_key, invite_key_file, invite_name } => {
+            let source = match (invite_key, invite_key_file) {
+                (_, Some(path)) => InviteKeySource::File(path),
+                (Some(text), None) if text == "-" => InviteKeySource::Stdin,
+                (Some(text), None) => InviteKeySource::Argument(text),
+                (None, None) => unreachable!("clap requires --invite-key or --invite-key-file"),
+            };
+            client::register(&gateway.url, &key, &nickname, &invitation, source, &invite_name).await
         }
         Command::Assert { gateway, key, readers, text, object_file, attestation } => {
             client::assert(&gateway.url, &key, &readers, &text, object_file.as_deref(), attestation).await
@@ -296,6 +351,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 _ => unreachable!("clap requires one argument of group `by`"),
             };
             client::message(&gateway.url, arg, limit, after).await
+        }
+        Command::Read { gateway, key, hash, objects_dir, node_pubkey } => {
+            crate::read::read(&gateway.url, &key, &hash, objects_dir.as_deref(), node_pubkey.as_deref()).await
+        }
+        Command::Verify { gateway, hash, node_pubkey } => {
+            crate::read::verify(&gateway.url, &hash, node_pubkey.as_deref()).await
         }
         Command::Bench {
             gateway,
@@ -335,7 +396,7 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let settings = server_settings(server, listen)?;
-    crate::telemetry::init(&settings.log);
+    crate::telemetry::init(&settings.log, settings.log_format);
     run(settings).await
 }
 

@@ -4,14 +4,16 @@
 //! stay on this machine and the invite key is printed once for the inviter.
 
 use anyhow::{anyhow, bail, Context};
-use pm_models::client::{acl_rule_for, invitation, private_envelope, random_bytes, registration, ContentParts};
-use pm_models::codec::{b64, hash_text, sha256_b64, unb64};
-use pm_models::envelope::{Container, Envelope, ObjectEntry};
+use pm_models::client::{
+    acl_rule_for, invitation, private_envelope, random_bytes, registration, sealed_object, ContentParts,
+};
+use pm_models::codec::{b64, unb64};
+use pm_models::envelope::Envelope;
 use pm_models::keys::PersonaKey;
 use pm_models::signed_timestamp::SignedTimestamp;
-use pm_models::timestamped_signature::TimestampedSignature;
 use pm_models::{Address, MessageType, PublicKeyPem};
 use serde_json::{json, Value};
+use std::io::Read as _;
 use std::path::Path;
 
 /// Every field of `MessageEnvelope`, for queries that return envelopes.
@@ -85,18 +87,74 @@ fn load_key(path: &Path) -> anyhow::Result<PersonaKey> {
     Ok(crate::key_file::load(path)?)
 }
 
-pub async fn invite(url: &str, key: &Path, name: &str, service_offering_id: &str) -> anyhow::Result<()> {
+pub async fn invite(
+    url: &str,
+    key: &Path,
+    name: &str,
+    service_offering_id: &str,
+    invite_key_out: Option<&Path>,
+) -> anyhow::Result<()> {
     let key = load_key(key)?;
     let client = GatewayClient::new(url);
     let (node_address, _) = client.node().await?;
     let t = client.signed_timestamp().await?;
     let invite = invitation(&key, &node_address, url, name, service_offering_id, &t);
+    // The file is created before sending, so a path that cannot be written
+    // never leaves an accepted invitation whose key is lost.
+    if let Some(path) = invite_key_out {
+        crate::key_file::save_secret_new(path, &format!("{}\n", b64(invite.invite_key)))?;
+    }
     client.send(&invite.envelope).await?;
     println!("invitation: {}", invite.envelope.message_hash);
-    println!("invite key: {}", b64(invite.invite_key));
+    match invite_key_out {
+        Some(path) => println!("invite key: written to {} (mode 0600)", path.display()),
+        None => println!("invite key: {}", b64(invite.invite_key)),
+    }
     println!("invite name: {}", invite.name);
     println!("Give the invitee these three values out of band; the key is not stored anywhere.");
     Ok(())
+}
+
+/// Where `pm register` takes the invite key from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviteKeySource {
+    /// `--invite-key BASE64`: visible in `ps` and the shell history.
+    Argument(String),
+    /// `--invite-key -`: one line of standard input.
+    Stdin,
+    /// `--invite-key-file FILE`.
+    File(std::path::PathBuf),
+}
+
+impl InviteKeySource {
+    /// The invite key's bytes; surrounding whitespace (a final newline) is ignored.
+    pub fn read(&self) -> anyhow::Result<Vec<u8>> {
+        let (text, from) = match self {
+            Self::Argument(text) => {
+                eprintln!(
+                    "warning: an invite key on the command line shows in `ps` and the shell history; \
+                     use --invite-key-file FILE or --invite-key - (standard input)"
+                );
+                (text.clone(), "--invite-key".to_owned())
+            }
+            Self::Stdin => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin().lock().take(4096), &mut text)
+                    .context("cannot read the invite key from standard input")?;
+                (text, "standard input".to_owned())
+            }
+            Self::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the invite key file {}", path.display()))?;
+                (text, path.display().to_string())
+            }
+        };
+        let key = unb64(text.trim()).map_err(|_| anyhow!("the invite key from {from} is not base64"))?;
+        if key.len() != 32 {
+            bail!("the invite key from {from} is {} bytes; an invite key is 32 bytes", key.len());
+        }
+        Ok(key)
+    }
 }
 
 pub async fn register(
@@ -104,11 +162,11 @@ pub async fn register(
     key: &Path,
     nickname: &str,
     invitation_hash: &str,
-    invite_key: &str,
+    invite_key: InviteKeySource,
     invite_name: &str,
 ) -> anyhow::Result<()> {
     let key = load_key(key)?;
-    let invite_key = unb64(invite_key).map_err(|_| anyhow!("--invite-key is not base64"))?;
+    let invite_key = invite_key.read()?;
     let client = GatewayClient::new(url);
     let (_, node_key) = client.node().await?;
     let t = client.signed_timestamp().await?;
@@ -143,17 +201,8 @@ pub async fn assert(
     let mut objects = Vec::new();
     if let Some(path) = object_file {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let object_container = b64(&bytes);
-        let container_hash = hash_text(&object_container);
-        objects.push(ObjectEntry {
-            object_hash: sha256_b64(&bytes),
-            meta_hashes: vec![],
-            container: Some(Container {
-                container_sign: TimestampedSignature::sign(&key, &container_hash, &t).as_str().to_owned(),
-                container_hash,
-                object_container,
-            }),
-        });
+        // Sealed under the message key: only the readers open it (section 5).
+        objects.push(sealed_object(&key, &bytes, &message_key, &t));
     }
     let kind = if attestation { MessageType::Attestation } else { MessageType::Assertion };
     let body = json!({ if attestation { "attestation" } else { "assertion" }: text });

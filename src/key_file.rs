@@ -28,6 +28,12 @@ pub fn load(path: &Path) -> Result<PersonaKey, KeyFileError> {
 
 /// Writes a new key file with mode 0600; never replaces an existing file.
 pub fn save_new(key: &PersonaKey, path: &Path) -> Result<(), KeyFileError> {
+    save_secret_new(path, &key.to_pkcs8_pem())
+}
+
+/// Writes `text` to a new file with mode 0600 (a key, an invite key);
+/// never replaces an existing file.
+pub fn save_secret_new(path: &Path, text: &str) -> Result<(), KeyFileError> {
     let shown = path.display().to_string();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -40,7 +46,7 @@ pub fn save_new(key: &PersonaKey, path: &Path) -> Result<(), KeyFileError> {
         std::io::ErrorKind::AlreadyExists => KeyFileError::Exists { path: shown.clone() },
         _ => KeyFileError::Write { path: shown.clone(), source },
     })?;
-    file.write_all(key.to_pkcs8_pem().as_bytes())
+    file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|source| KeyFileError::Write { path: shown, source })
 }

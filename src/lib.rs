@@ -2,7 +2,7 @@
 //! does nothing else. `serve` runs every role in one process on the
 //! embedded backend; `bootstrap` creates storage and the first personas;
 //! `keygen` and `address` handle keys; the client commands speak GraphQL to
-//! a running gateway.
+//! a running gateway, and `read` and `verify` check what it serves.
 
 pub mod bench;
 pub mod bootstrap;
@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod key_file;
 pub mod keygen;
+pub mod read;
 pub mod roles;
 pub mod serve;
 pub mod settings;

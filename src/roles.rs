@@ -62,6 +62,8 @@ pub async fn authorizer(settings: Settings) -> anyhow::Result<()> {
         pm_authorizer::http::serve(Arc::new(authorizer), remote_reader(&settings), settings.gateway, listener)?;
     let served = shutdown::serve_until_signal(server).await;
     sweeping.stop().await;
+    // After the sweeper, which may still publish: a clean AMQP goodbye.
+    resolver.close().await;
     served
 }
 
@@ -156,5 +158,7 @@ pub async fn writer(settings: Settings) -> anyhow::Result<()> {
         .await;
     health_handle.stop(true).await;
     let _ = health_task.await;
+    // The queue's publisher (dead letters go through the consumer's link).
+    resolver.close().await;
     Ok(())
 }

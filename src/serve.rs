@@ -97,6 +97,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     sweeping.stop().await;
     let _ = stop_writer.send(());
     writer_task.await.context("writer task failed")?;
+    // A queue on RabbitMQ gets a clean AMQP goodbye (nothing to do embedded).
+    node.resolver.close().await;
     tracing::info!("stopped");
     Ok(())
 }

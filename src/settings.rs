@@ -6,6 +6,7 @@
 //! `PM_AUTHORIZER__MAX_AGE_SECS`) < command-line flags. Validation fails
 //! with one line naming the bad setting.
 
+use crate::telemetry::LogFormat;
 use anyhow::{anyhow, Context};
 use config::{Config, Environment, File, FileFormat};
 use pm_authorizer::AuthorizerSettings;
@@ -32,6 +33,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Default log filter when `RUST_LOG` is unset.
     pub log: String,
+    /// `text` (default; colour only on a terminal) or `json` (one object per line).
+    pub log_format: LogFormat,
     /// The node key file; default `DATA_DIR/node.key`.
     pub node_key: Option<PathBuf>,
     pub authorizer: AuthorizerSettings,
@@ -52,6 +55,7 @@ impl Default for Settings {
             listen: "127.0.0.1:8000".to_owned(),
             public_url: None,
             log: "info".to_owned(),
+            log_format: LogFormat::Text,
             node_key: None,
             authorizer: AuthorizerSettings::default(),
             gateway: BodyLimits::default(),
@@ -237,6 +241,18 @@ mod tests {
         assert_eq!(s.roles.reader_url, "http://reader:8002");
         assert_eq!(s.roles.authorizer_url, "http://authorizer:8001");
         assert_eq!(s.listen, "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn the_log_format_is_text_unless_the_config_says_json() {
+        assert_eq!(Settings::load(None, &Overrides::default()).unwrap().log_format, LogFormat::Text);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pm.toml");
+        std::fs::write(&path, "log_format = \"json\"\n").unwrap();
+        assert_eq!(Settings::load(Some(&path), &Overrides::default()).unwrap().log_format, LogFormat::Json);
+        std::fs::write(&path, "log_format = \"xml\"\n").unwrap();
+        let error = Settings::load(Some(&path), &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("xml"), "{error}");
     }
 
     #[test]

@@ -389,6 +389,44 @@ impl RabbitMqQueue {
         Ok(Self { shared })
     }
 
+    /// Closes the publisher's channel and connection with a clean AMQP
+    /// handshake (reply 200) and waits for lapin's I/O thread to end, all
+    /// bounded by `publish_timeout`. Without it, a process that exits after
+    /// its work leaves that thread running into the runtime's shutdown, and
+    /// it reports a connection error. Only the publisher is closed: a
+    /// consumer's connection is dropped with its subscription.
+    pub async fn close(&self) -> Result<(), BackendError> {
+        let Some(link) = self.shared.publisher.lock().await.link.take() else { return Ok(()) };
+        let closed = async move {
+            if link.channel.status().connected() {
+                link.channel.close(200, "pm closing").await.map_err(|e| e.to_string())?;
+            }
+            if link.connection.status().connected() {
+                link.connection.close(200, "pm closing").await.map_err(|e| e.to_string())?;
+            }
+            let PublisherLink { connection, channel } = link;
+            drop(channel);
+            // `run` joins the I/O thread, which ends once the connection is
+            // closed. A plain thread, not `spawn_blocking`: if it ever hung,
+            // the runtime would wait for it at exit; this one is abandoned.
+            let (done, joined) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("pm-rabbitmq-close".to_owned())
+                .spawn(move || {
+                    let _ = done.send(connection.run());
+                })
+                .map_err(|e| e.to_string())?;
+            match joined.await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err("the I/O thread's result was lost".to_owned()),
+            }
+        };
+        match timeout(self.shared.settings.publish_timeout(), closed).await {
+            Ok(result) => result.map_err(|e| unavailable("rabbitmq close", e)),
+            Err(_) => Err(BackendError::Unavailable("rabbitmq did not close the connection in time".into())),
+        }
+    }
+
     /// Deletes the queues and exchanges with everything in them: for tests
     /// and for tearing down a deployment, never called by a role.
     #[cfg(any(test, feature = "testsuite"))]

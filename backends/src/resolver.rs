@@ -182,6 +182,19 @@ impl Resolver {
         Ok(())
     }
 
+    /// Closes the connections this resolver opened that need a goodbye
+    /// (the RabbitMQ publisher's), so a process ends without its client
+    /// reporting a dropped connection. HBase's and Elasticsearch's clients
+    /// keep no session: dropping them is enough. Failures are logged.
+    pub async fn close(&self) {
+        #[cfg(feature = "rabbitmq")]
+        if let Some(queue) = self.rabbitmq.get() {
+            if let Err(error) = queue.close().await {
+                tracing::warn!(%error, "rabbitmq connection not closed cleanly");
+            }
+        }
+    }
+
     #[cfg(feature = "hbase")]
     async fn create_hbase_tables(&self) -> Result<(), ResolveError> {
         let store = self.hbase().await?;

@@ -3,20 +3,19 @@
 //! subcommands and by tests; the node never runs this code on input.
 
 use crate::address::Address;
-use crate::codec::{b64, hash_text, to_msgpack};
+use crate::blob;
+use crate::codec::{b64, hash_text, sha256_b64, to_msgpack};
 use crate::content::{
     dossier_hash, InvitationBody, KeyProof, MessageContent, RegistrationBody, BODY_INVITATION, BODY_REGISTRATION,
     DOSSIER_SALT_LEN,
 };
-use crate::envelope::{AclRule, Envelope, ObjectEntry};
+use crate::envelope::{AclRule, Container, Envelope, ObjectEntry};
 use crate::invite_name;
 use crate::keys::PersonaKey;
 use crate::message_type::MessageType;
 use crate::sealed_box;
 use crate::signed_timestamp::SignedTimestamp;
 use crate::timestamped_signature::TimestampedSignature;
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
 use ed25519_dalek::VerifyingKey;
 use rand::RngCore;
 use serde::Serialize;
@@ -102,11 +101,31 @@ pub fn private_envelope(
     timestamp: &SignedTimestamp,
 ) -> Envelope {
     let (packed, body_hash, dossier) = seal_content(key, parts, timestamp);
-    let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(message_key));
-    let encrypted =
-        cipher.encrypt(Nonce::from_slice(nonce), packed.as_slice()).expect("AES-GCM encryption cannot fail");
-    let message = b64([nonce.as_slice(), &encrypted].concat());
+    let message = b64(blob::seal(message_key, nonce, &packed));
     envelope(key, message_type, message, body_hash, dossier, acl, objects, timestamp)
+}
+
+/// An object of a private message with its container: the object sealed
+/// under the message key (a fresh nonce), `objectHash` the SHA-256 of the
+/// object (the section 5 convention), signed by `key`. Readers open it with
+/// the message key their ACL rule gives them.
+pub fn sealed_object(
+    key: &PersonaKey,
+    object: &[u8],
+    message_key: &[u8; 32],
+    timestamp: &SignedTimestamp,
+) -> ObjectEntry {
+    let object_container = b64(blob::seal(message_key, &random_bytes(), object));
+    let container_hash = hash_text(&object_container);
+    ObjectEntry {
+        object_hash: sha256_b64(object),
+        meta_hashes: vec![],
+        container: Some(Container {
+            container_sign: TimestampedSignature::sign(key, &container_hash, timestamp).as_str().to_owned(),
+            container_hash,
+            object_container,
+        }),
+    }
 }
 
 /// The ACL rule giving `reader` the message key: sealed to the reader's key.

@@ -12,7 +12,9 @@
 //! - typed hashes ([`hash`]);
 //! - the records the writer stores and the reader serves ([`records`]);
 //! - the service interfaces the gateway talks to, with typed arguments ([`api`]);
-//! - client-side construction of envelopes ([`client`]), used by the `pm`
+//! - client-side construction of envelopes ([`client`], with the private
+//!   blobs of [`blob`]) and what a reader does with a stored one ([`reading`]:
+//!   open it, check every hash, signature and the receipt), used by the `pm`
 //!   client subcommands and by tests.
 //!
 //! It does no I/O: no socket, no file, no runtime. Every other crate of the
@@ -20,6 +22,7 @@
 
 pub mod address;
 pub mod api;
+pub mod blob;
 pub mod client;
 pub mod codec;
 pub mod content;
@@ -29,6 +32,7 @@ pub mod invite_name;
 pub mod keys;
 pub mod message_type;
 pub mod public_key;
+pub mod reading;
 pub mod receipt;
 pub mod records;
 pub mod rejection;
