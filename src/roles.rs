@@ -54,11 +54,44 @@ pub async fn authorizer(settings: Settings) -> anyhow::Result<()> {
     let node_key = crate::key_file::load(&settings.node_key_path())
         .context("the authorizer needs the node key (run `pm bootstrap` or set `node_key`)")?;
     let authorizer = Authorizer::new(NodeIdentity::new(node_key), settings.authorizer, backends);
+    let sweeping = sweep_pending_admissions(&settings, &resolver).await?;
     let listener = bind(&settings)?;
     announce("authorizer", &listener)?;
     let server =
         pm_authorizer::http::serve(Arc::new(authorizer), remote_reader(&settings), settings.gateway, listener)?;
-    shutdown::serve_until_signal(server).await
+    let served = shutdown::serve_until_signal(server).await;
+    sweeping.stop().await;
+    served
+}
+
+/// The sweeper of pending admissions, running until stopped.
+pub(crate) struct Sweeping(Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>);
+
+impl Sweeping {
+    pub(crate) async fn stop(self) {
+        if let Some((stop, task)) = self.0 {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the sweeper where admissions leave pending records (claims and
+/// queue in two stores; see `pm_backends::sweeper`).
+pub(crate) async fn sweep_pending_admissions(settings: &Settings, resolver: &Resolver) -> anyhow::Result<Sweeping> {
+    let a = &settings.authorizer;
+    let Some(sweeper) = resolver.sweeper(a.pending_grace(), a.sweep_interval()).await? else {
+        return Ok(Sweeping(None));
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        sweeper
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Sweeping(Some((stop, task))))
 }
 
 pub async fn reader(settings: Settings) -> anyhow::Result<()> {

@@ -63,6 +63,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let backends =
         AuthorizerBackends { store: store.clone(), claims: r.claim_store().await?, admission: r.admission().await? };
     let authorizer = Authorizer::new(NodeIdentity::new(node.node_key.clone()), settings.authorizer, backends);
+    let sweeping = crate::roles::sweep_pending_admissions(&settings, r).await?;
     let reader = Reader::new(store.clone(), r.search_index().await?);
     let node_public = *node.node_key.public().verifying_key();
     let writer = Writer::new(store, r.record_writer().await?, r.queue().await?, node_public, settings.writer);
@@ -89,6 +90,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     // The gateway drains first, then the writer settles what is in flight.
     shutdown::serve_until_signal(server).await?;
+    sweeping.stop().await;
     let _ = stop_writer.send(());
     writer_task.await.context("writer task failed")?;
     tracing::info!("stopped");

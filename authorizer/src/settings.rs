@@ -20,6 +20,12 @@ pub struct AuthorizerSettings {
     pub max_acl_rules: usize,
     pub max_objects: usize,
     pub max_meta_hashes: usize,
+    /// A pending admission older than this is resolved by the sweeper
+    /// (claims and queue in two stores; PROTOCOL.md section 8). It must be
+    /// longer than any admission takes.
+    pub pending_grace_secs: u64,
+    /// The wait between two sweeps.
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for AuthorizerSettings {
@@ -32,6 +38,8 @@ impl Default for AuthorizerSettings {
             max_acl_rules: 256,
             max_objects: 64,
             max_meta_hashes: 64,
+            pending_grace_secs: 60,
+            sweep_interval_secs: 10,
         }
     }
 }
@@ -39,6 +47,14 @@ impl Default for AuthorizerSettings {
 impl AuthorizerSettings {
     pub fn freshness(&self) -> Freshness {
         Freshness { max_age: Duration::from_secs(self.max_age_secs), max_skew: Duration::from_secs(self.max_skew_secs) }
+    }
+
+    pub fn pending_grace(&self) -> Duration {
+        Duration::from_secs(self.pending_grace_secs)
+    }
+
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_secs(self.sweep_interval_secs)
     }
 
     /// The settings that must be at least 1, by name, for validation.

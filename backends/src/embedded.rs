@@ -44,6 +44,9 @@ const BY_OBJECT: Listing = TableDefinition::new("index_object");
 const BY_CONTAINER: Listing = TableDefinition::new("index_container");
 const BY_DATE: TableDefinition<(i64, &str), ()> = TableDefinition::new("index_date");
 const CLAIM: TableDefinition<&str, &str> = TableDefinition::new("claim");
+/// Pending admissions by [`PendingAdmission::row_key`] (only when claims
+/// live here and the queue elsewhere; see [`crate::OutboxAdmission`]).
+const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("claim_pending");
 const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
 const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_dead");
 /// Counters that must never go back, e.g. the queue sequence: a drained
@@ -156,6 +159,7 @@ impl EmbeddedBackend {
             }
             txn.open_table(BY_DATE).map_err(unavailable)?;
             txn.open_table(CLAIM).map_err(unavailable)?;
+            txn.open_table(PENDING).map_err(unavailable)?;
             txn.open_table(QUEUE).map_err(unavailable)?;
             txn.open_table(DEAD).map_err(unavailable)?;
             txn.open_table(COUNTER).map_err(unavailable)?;
@@ -527,6 +531,37 @@ impl ClaimStore for EmbeddedBackend {
         .await
     }
 
+    async fn put_pending(&self, pending: &PendingAdmission) -> Result<(), BackendError> {
+        let (row, bytes) = (pending.row_key(), pending.to_bytes());
+        self.write_txn(Durability::Immediate, move |txn| {
+            txn.open_table(PENDING)
+                .map_err(unavailable)?
+                .insert(row.as_str(), bytes.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_pending(&self, pending: &PendingAdmission) -> Result<(), BackendError> {
+        let row = pending.row_key();
+        self.write_txn(Durability::Immediate, move |txn| {
+            txn.open_table(PENDING).map_err(unavailable)?.remove(row.as_str()).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pending_before(&self, before: Micros, limit: usize) -> Result<Vec<PendingAdmission>, BackendError> {
+        let stop = pending_row_key(before, "");
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(PENDING).map_err(unavailable)?;
+            let rows = table.range::<&str>("pending:"..stop.as_str()).map_err(unavailable)?;
+            rows.take(limit).map(|row| PendingAdmission::from_bytes(row.map_err(unavailable)?.1.value())).collect()
+        })
+    }
+
     async fn holder(&self, key: &ClaimKey) -> Result<Option<String>, BackendError> {
         let row = key.row_key();
         self.read(move |db| {
@@ -569,7 +604,12 @@ impl Queue for EmbeddedBackend {
     }
 
     async fn consume(&self) -> Result<Box<dyn Consumer>, BackendError> {
-        Ok(Box::new(EmbeddedConsumer { backend: self.clone(), cursor: 0, buffer: Default::default() }))
+        Ok(Box::new(EmbeddedConsumer {
+            backend: self.clone(),
+            cursor: 0,
+            buffer: Default::default(),
+            requeued: Default::default(),
+        }))
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
@@ -583,6 +623,8 @@ struct EmbeddedConsumer {
     backend: EmbeddedBackend,
     cursor: u64,
     buffer: std::collections::VecDeque<Delivery>,
+    /// How often each message was requeued, so deliveries count up.
+    requeued: std::collections::HashMap<u64, u32>,
 }
 
 const FETCH_BATCH: usize = 512;
@@ -601,7 +643,12 @@ impl EmbeddedConsumer {
                         let (k, v) = row.map_err(unavailable)?;
                         let stored: StoredQueued = decode(v.value())?;
                         // The cursor lives in memory: a row is new to this consumer.
-                        Ok(Delivery { tag: k.value(), redelivered: false, message: stored.into_message() })
+                        Ok(Delivery {
+                            tag: k.value(),
+                            redelivered: false,
+                            deliveries: 1,
+                            message: stored.into_message(),
+                        })
                     })
                     .collect::<Result<Vec<_>, BackendError>>()
             })
@@ -609,7 +656,13 @@ impl EmbeddedConsumer {
         if let Some(last) = batch.last() {
             self.cursor = last.tag + 1;
         }
-        self.buffer.extend(batch);
+        self.buffer.extend(batch.into_iter().map(|mut delivery| {
+            if let Some(requeued) = self.requeued.get(&delivery.tag) {
+                delivery.redelivered = true;
+                delivery.deliveries = requeued + 1;
+            }
+            delivery
+        }));
         Ok(())
     }
 }
@@ -634,6 +687,9 @@ impl Consumer for EmbeddedConsumer {
     }
 
     async fn ack(&mut self, tags: &[u64]) -> Result<(), BackendError> {
+        for tag in tags {
+            self.requeued.remove(tag);
+        }
         let tags = tags.to_vec();
         // A lost acknowledgement is an idempotent redelivery (module doc).
         self.backend
@@ -651,12 +707,14 @@ impl Consumer for EmbeddedConsumer {
     /// deliveries after it that are still unsettled come out again too,
     /// which the writer's idempotent writes make harmless.
     async fn requeue(&mut self, tag: u64) -> Result<(), BackendError> {
+        *self.requeued.entry(tag).or_default() += 1;
         self.buffer.retain(|d| d.tag < tag);
         self.cursor = self.cursor.min(tag);
         Ok(())
     }
 
     async fn dead_letter(&mut self, tag: u64, reason: &str) -> Result<(), BackendError> {
+        self.requeued.remove(&tag);
         let reason = reason.to_owned();
         self.backend
             .write_txn(Durability::Immediate, move |txn| {

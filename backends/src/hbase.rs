@@ -40,7 +40,9 @@
 
 use crate::retry::{RetryPolicy, Retryable};
 use crate::settings::HBaseSettings;
-use crate::{BackendError, ClaimKey, ClaimOutcome, ClaimStore, RecordBatch, RecordStore};
+use crate::{
+    pending_row_key, BackendError, ClaimKey, ClaimOutcome, ClaimStore, PendingAdmission, RecordBatch, RecordStore,
+};
 use async_trait::async_trait;
 use hbase_thrift::hbase::{
     AlreadyExists, BatchMutation, ColumnDescriptor, HbaseSyncClient, IOError, IllegalArgument, Mutation,
@@ -48,6 +50,7 @@ use hbase_thrift::hbase::{
 use hbase_thrift::hbase::{TCell, THbaseSyncClient};
 use pm_models::codec::from_msgpack;
 use pm_models::records::{MessageRecord, PersonaRecord};
+use pm_models::time::Micros;
 use pm_models::{Address, MessageHash};
 use std::collections::BTreeMap;
 use std::io;
@@ -74,6 +77,8 @@ const PERSONA: &str = "persona";
 const MESSAGE: &str = "message";
 const CLAIM: &str = "claim";
 const CLAIM_BY: &str = "claim:by";
+/// The column of a pending admission's row (`pending:…` in table `claim`).
+const CLAIM_PENDING: &str = "claim:pending";
 
 type Client = HbaseSyncClient<
     TBinaryInputProtocol<TBufferedReadTransport<TcpStream>>,
@@ -356,6 +361,31 @@ impl Inner {
     /// Frees a claim row if `by` holds it.
     fn give_back(&self, row: &str, by: &str) -> Result<(), BackendError> {
         self.call("checkAndPut", self.swap_claim(row, by, "")).map(drop)
+    }
+
+    /// Pending admissions begun before `before` (rows sort by age), in one scan.
+    fn pending_before(&self, before: Micros, limit: usize) -> Result<Vec<PendingAdmission>, BackendError> {
+        let stop = pending_row_key(before, "").into_bytes();
+        let rows = self.call("scan pending", |c| {
+            let table = self.tables.claim.clone();
+            let id = c.client.scanner_open_with_stop(
+                table,
+                b"pending:".to_vec(),
+                stop.clone(),
+                vec![CLAIM_PENDING.into()],
+                BTreeMap::new(),
+            )?;
+            let rows = c.client.scanner_get_list(id, limit.min(i32::MAX as usize) as i32);
+            let closed = c.client.scanner_close(id);
+            let rows = rows?;
+            closed?;
+            Ok(rows)
+        })?;
+        rows.into_iter()
+            .filter_map(|row| row.columns.and_then(|mut columns| columns.remove(CLAIM_PENDING.as_bytes())))
+            .filter_map(|cell| cell.value)
+            .map(|bytes| PendingAdmission::from_bytes(&bytes))
+            .collect()
     }
 
     fn claim_all(&self, keys: &[ClaimKey], by: &str) -> Result<ClaimOutcome, BackendError> {
@@ -685,6 +715,25 @@ impl ClaimStore for HBaseStore {
         }
         let (keys, by) = (keys.to_vec(), by.to_owned());
         self.blocking(move |inner| keys.iter().try_for_each(|key| inner.give_back(&key.row_key(), &by))).await
+    }
+
+    async fn put_pending(&self, pending: &PendingAdmission) -> Result<(), BackendError> {
+        let rows = vec![(pending.row_key(), vec![(CLAIM_PENDING.to_owned(), pending.to_bytes())])];
+        self.blocking(move |inner| inner.put_rows(&inner.tables.claim, rows)).await
+    }
+
+    async fn remove_pending(&self, pending: &PendingAdmission) -> Result<(), BackendError> {
+        let row = pending.row_key().into_bytes();
+        self.blocking(move |inner| {
+            inner.call("deleteAllRow", |c| {
+                c.client.delete_all_row(inner.tables.claim.clone(), row.clone(), BTreeMap::new())
+            })
+        })
+        .await
+    }
+
+    async fn pending_before(&self, before: Micros, limit: usize) -> Result<Vec<PendingAdmission>, BackendError> {
+        self.blocking(move |inner| inner.pending_before(before, limit)).await
     }
 
     async fn holder(&self, key: &ClaimKey) -> Result<Option<String>, BackendError> {

@@ -18,6 +18,7 @@ pub mod resolver;
 pub mod retry;
 mod seams;
 pub mod settings;
+pub mod sweeper;
 
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;

@@ -58,6 +58,8 @@ use tokio::time::{timeout, timeout_at, Instant};
 pub const ROUTING_KEY: &str = "writer";
 /// Header carrying the acceptance time as RFC 3339 with microseconds.
 pub const ACCEPTED_AT_HEADER: &str = "x-accepted-at";
+/// Header a quorum queue sets to the number of earlier deliveries.
+pub const DELIVERY_COUNT_HEADER: &str = "x-delivery-count";
 /// Header carrying the node's acceptance receipt `R`.
 pub const RECEIPT_HEADER: &str = "x-receipt";
 /// Header a dead-lettered copy carries with the reason it can never be written.
@@ -76,6 +78,7 @@ struct Topology {
     dead_letter_exchange: String,
     dead_queue: String,
     kind: QueueKind,
+    delivery_limit: u32,
 }
 
 impl Topology {
@@ -87,6 +90,7 @@ impl Topology {
             dead_letter_exchange: format!("{prefix}writer_dlx"),
             dead_queue: format!("{prefix}writer_dead"),
             kind: settings.queue_type,
+            delivery_limit: settings.delivery_limit,
         }
     }
 
@@ -107,6 +111,9 @@ impl Topology {
         let mut arguments = self.queue_type();
         arguments
             .insert("x-dead-letter-exchange".into(), AMQPValue::LongString(self.dead_letter_exchange.clone().into()));
+        if self.kind == QueueKind::Quorum && self.delivery_limit > 0 {
+            arguments.insert("x-delivery-limit".into(), AMQPValue::LongUInt(self.delivery_limit));
+        }
         channel.queue_declare(&self.queue, durable, arguments).await?;
         let bind = QueueBindOptions::default();
         channel.queue_bind(&self.queue, &self.exchange, ROUTING_KEY, bind, FieldTable::default()).await?;
@@ -167,7 +174,7 @@ impl Shared {
         let attempt = self.runtime.spawn(open);
         match timeout_at(deadline, attempt).await {
             Ok(Ok(Ok(opened))) => Ok(opened),
-            Ok(Ok(Err(error))) => Err(error.to_string()),
+            Ok(Ok(Err(error))) => Err(with_upgrade_hint(error.to_string())),
             Ok(Err(join_error)) => Err(format!("connect task failed: {join_error}")),
             Err(_) => Err("connect timed out".to_owned()),
         }
@@ -253,6 +260,20 @@ impl Shared {
     }
 }
 
+/// A queue declared with other arguments (by an older version, before
+/// `x-delivery-limit`) is refused by the broker: say how to move on.
+fn with_upgrade_hint(error: String) -> String {
+    if error.contains("PRECONDITION_FAILED") {
+        format!(
+            "{error} (writer_queue exists with other arguments, e.g. from a version before x-delivery-limit: \
+             drain and delete it as docs/DEPLOYMENT.md says under \"Upgrading the queue\", or set \
+             rabbitmq.delivery_limit = 0)"
+        )
+    } else {
+        error
+    }
+}
+
 /// Publishes on a confirm-mode channel and waits for the broker's verdict.
 async fn publish_confirmed(
     channel: &Channel,
@@ -261,18 +282,22 @@ async fn publish_confirmed(
     properties: BasicProperties,
 ) -> Result<(), BackendError> {
     let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+    // Once the frame may have left, a failure is `Unconfirmed`: the broker
+    // may hold the message. Only its own nack or return says it does not.
     let confirm = channel
         .basic_publish(exchange, ROUTING_KEY, options, payload, properties)
         .await
-        .map_err(|e| unavailable("rabbitmq publish failed", e))?;
-    match confirm.await.map_err(|e| unavailable("rabbitmq publish not confirmed", e))? {
+        .map_err(|e| BackendError::Unconfirmed(format!("rabbitmq publish failed: {e}")))?;
+    let confirmation =
+        confirm.await.map_err(|e| BackendError::Unconfirmed(format!("rabbitmq publish not confirmed: {e}")))?;
+    match confirmation {
         Confirmation::Ack(None) => Ok(()),
         Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(BackendError::Unavailable(
             format!("rabbitmq returned the message as unroutable: {} {}", returned.reply_code, returned.reply_text),
         )),
         Confirmation::Nack(None) => Err(BackendError::Unavailable("rabbitmq refused the message (nack)".to_owned())),
         Confirmation::NotRequested => {
-            Err(BackendError::Unavailable("rabbitmq channel is not in confirm mode".to_owned()))
+            Err(BackendError::Unconfirmed("rabbitmq channel is not in confirm mode".to_owned()))
         }
     }
 }
@@ -307,6 +332,20 @@ fn queued_message(properties: &BasicProperties, payload: &[u8]) -> Result<Queued
     // A missing or unreadable receipt is left empty: the writer refuses it.
     let receipt = header_text(properties, RECEIPT_HEADER).flatten().unwrap_or_default().to_owned();
     Ok(QueuedMessage { message_id, accepted_at, receipt, payload: payload.to_vec() })
+}
+
+/// How many times the broker has handed the message out, this time
+/// included: a quorum queue counts earlier deliveries in `x-delivery-count`.
+fn delivery_count(properties: &BasicProperties, redelivered: bool) -> u32 {
+    let header = properties.headers().as_ref().and_then(|headers| headers.inner().get(DELIVERY_COUNT_HEADER));
+    let earlier = match header {
+        Some(AMQPValue::LongLongInt(n)) => u32::try_from(*n).ok(),
+        Some(AMQPValue::LongInt(n)) => u32::try_from(*n).ok(),
+        Some(AMQPValue::ShortInt(n)) => u32::try_from(*n).ok(),
+        Some(AMQPValue::LongUInt(n)) => Some(*n),
+        _ => None,
+    };
+    earlier.map_or(if redelivered { 2 } else { 1 }, |n| n.saturating_add(1))
 }
 
 /// The text of a header: `None` when absent, `Some(None)` when not text.
@@ -384,7 +423,7 @@ impl Queue for RabbitMqQueue {
         let published = publish_confirmed(&channel, &self.shared.topology.exchange, &message.payload, properties);
         match timeout_at(deadline, published).await {
             Ok(result) => result,
-            Err(_) => Err(BackendError::Unavailable(format!(
+            Err(_) => Err(BackendError::Unconfirmed(format!(
                 "rabbitmq did not confirm the publish within {} ms",
                 budget.as_millis()
             ))),
@@ -595,8 +634,9 @@ impl RabbitMqConsumer {
                         properties: delivery.properties,
                         payload: delivery.data,
                     };
+                    let deliveries = delivery_count(&pending.properties, delivery.redelivered);
                     self.pending.insert(tag, pending);
-                    return Ok(Some(Delivery { tag, message, redelivered: delivery.redelivered }));
+                    return Ok(Some(Delivery { tag, message, redelivered: delivery.redelivered, deliveries }));
                 }
                 Err(reason) => {
                     tracing::warn!(%reason, "dead-lettering a delivery that is not a queued message");

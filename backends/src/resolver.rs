@@ -14,9 +14,10 @@
 
 use crate::retry::RetryPolicy;
 use crate::seams::{
-    Admission, ClaimStore, ClaimThenPublish, IndexThenStore, Queue, RecordStore, RecordWriter, SearchIndex,
+    Admission, ClaimStore, IndexThenStore, OutboxAdmission, Queue, RecordStore, RecordWriter, SearchIndex,
 };
 use crate::settings::{BackendSettings, IndexBackend, QueueBackend, StoreBackend};
+use crate::sweeper::Sweeper;
 use crate::BackendError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -138,7 +139,23 @@ impl Resolver {
         if b.store == StoreBackend::Embedded && b.queue == QueueBackend::Embedded {
             resolved!("embedded", self.embedded());
         }
-        Ok(Arc::new(ClaimThenPublish { claims: self.claim_store().await?, queue: self.queue().await? }))
+        Ok(Arc::new(OutboxAdmission { claims: self.claim_store().await?, queue: self.queue().await? }))
+    }
+
+    /// The sweeper of pending admissions, where admissions have them (claims
+    /// and queue in two stores); `None` where one transaction admits.
+    pub async fn sweeper(&self, grace: Duration, interval: Duration) -> Result<Option<Sweeper>, ResolveError> {
+        let b = self.settings.backends;
+        if b.store == StoreBackend::Embedded && b.queue == QueueBackend::Embedded {
+            return Ok(None);
+        }
+        Ok(Some(Sweeper {
+            claims: self.claim_store().await?,
+            queue: self.queue().await?,
+            store: self.record_store().await?,
+            grace,
+            interval,
+        }))
     }
 
     /// A delivery's records: one transaction when index and store live in

@@ -27,11 +27,15 @@ pub enum BackendError {
     /// Stored bytes do not decode; retrying will not help.
     #[error("stored data does not decode: {0}")]
     Corrupt(String),
+    /// A write went out but its outcome is unknown (a publish the broker
+    /// did not confirm in time): it may or may not have happened.
+    #[error("outcome unknown: {0}")]
+    Unconfirmed(String),
 }
 
 impl Retryable for BackendError {
     fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::Unconfirmed(_))
     }
 }
 
@@ -153,6 +157,10 @@ pub struct Delivery {
     pub message: QueuedMessage,
     /// True when the queue handed this message out before.
     pub redelivered: bool,
+    /// How many times the queue has handed this message out, this one
+    /// included, as far as it counts (a quorum queue across restarts; the
+    /// embedded queue within one process).
+    pub deliveries: u32,
 }
 
 #[async_trait]
@@ -199,6 +207,82 @@ impl ClaimKey {
             Self::Invite(h) => format!("invite:{h}"),
         }
     }
+
+    /// The claim a row key names; `None` for anything else.
+    pub fn from_row_key(row: &str) -> Option<Self> {
+        let (kind, value) = row.split_once(':')?;
+        match kind {
+            "msg" => MessageHash::parse(value).ok().map(Self::Message),
+            "key" => Address::parse(value).ok().map(Self::Key),
+            "nick" => Some(Self::Nickname(value.to_owned())),
+            "invite" => MessageHash::parse(value).ok().map(Self::Invite),
+            _ => None,
+        }
+    }
+}
+
+/// An admission under way where the claims and the queue are two stores
+/// (the outbox of PROTOCOL.md section 8): recorded in the claim store
+/// before its claims are taken, removed once the queue confirmed the
+/// message or the claims were given back. What a crash or an unconfirmed
+/// publish leaves behind, the [`crate::sweeper::Sweeper`] resolves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingAdmission {
+    pub message: QueuedMessage,
+    pub keys: Vec<ClaimKey>,
+}
+
+impl PendingAdmission {
+    /// When the admission began: the message's acceptance instant.
+    pub fn since(&self) -> Micros {
+        self.message.accepted_at
+    }
+
+    /// The claim store's row key: `pending:` + zero-padded micros + hash,
+    /// so rows sort by age.
+    pub fn row_key(&self) -> String {
+        pending_row_key(self.since(), self.message.message_id.as_str())
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        pm_models::codec::to_msgpack(&PendingWire {
+            message_id: self.message.message_id.to_string(),
+            accepted_at: self.message.accepted_at.0,
+            receipt: self.message.receipt.clone(),
+            payload: pm_models::codec::b64(&self.message.payload),
+            keys: self.keys.iter().map(ClaimKey::row_key).collect(),
+        })
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, BackendError> {
+        let corrupt = |what: &str| BackendError::Corrupt(format!("pending admission: {what}"));
+        let wire: PendingWire = pm_models::codec::from_msgpack(bytes).map_err(|_| corrupt("not a pending row"))?;
+        let keys: Result<Vec<ClaimKey>, BackendError> =
+            wire.keys.iter().map(|row| ClaimKey::from_row_key(row).ok_or_else(|| corrupt(row))).collect();
+        Ok(Self {
+            message: QueuedMessage {
+                message_id: MessageHash::parse(&wire.message_id).map_err(|_| corrupt("message_id"))?,
+                accepted_at: Micros(wire.accepted_at),
+                receipt: wire.receipt,
+                payload: pm_models::codec::unb64(&wire.payload).map_err(|_| corrupt("payload"))?,
+            },
+            keys: keys?,
+        })
+    }
+}
+
+/// The row key of a pending admission begun at `since` (see [`PendingAdmission::row_key`]).
+pub fn pending_row_key(since: Micros, hash: &str) -> String {
+    format!("pending:{:020}:{hash}", since.0.max(0))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingWire {
+    message_id: String,
+    accepted_at: i64,
+    receipt: String,
+    payload: String,
+    keys: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,6 +304,12 @@ pub trait ClaimStore: Send + Sync {
     async fn release(&self, keys: &[ClaimKey], by: &str) -> Result<(), BackendError>;
     /// The message holding `key`, if any.
     async fn holder(&self, key: &ClaimKey) -> Result<Option<String>, BackendError>;
+    /// Records an admission before its claims are taken.
+    async fn put_pending(&self, pending: &PendingAdmission) -> Result<(), BackendError>;
+    /// Forgets an admission that is queued or whose claims were given back.
+    async fn remove_pending(&self, pending: &PendingAdmission) -> Result<(), BackendError>;
+    /// Admissions begun before `before`, oldest first, at most `limit`.
+    async fn pending_before(&self, before: Micros, limit: usize) -> Result<Vec<PendingAdmission>, BackendError>;
 }
 
 /// Takes an envelope's claims and queues it: on success both happened, on
@@ -231,32 +321,73 @@ pub trait Admission: Send + Sync {
     async fn ping(&self) -> Result<(), BackendError>;
 }
 
-/// [`Admission`] over separate claim store and queue: claim, publish, and
-/// release the claims when the publish fails.
-pub struct ClaimThenPublish {
+/// [`Admission`] over a claim store and a queue that are two stores, with
+/// an outbox so that nothing is lost or left claimed whatever fails:
+///
+/// 1. the admission is recorded as pending in the claim store;
+/// 2. the claims are taken (all or none); on a conflict the pending record
+///    is removed and the conflict reported;
+/// 3. the message is published; once confirmed, the pending record is removed.
+///
+/// When the broker refuses the message outright (a nack, a return, no
+/// connection at all), the claims are given back at once. When the outcome
+/// is unknown (no confirm in time, a connection lost after sending), the
+/// claims stay held and the pending record stays: the sweeper publishes it
+/// again later (the writer stores a message once however often it is
+/// delivered), so the envelope is stored rather than its claims released
+/// while a copy may still reach the queue. The client gets `UNAVAILABLE`
+/// either way; a retry of the same envelope then answers `DUPLICATE_MESSAGE`.
+pub struct OutboxAdmission {
     pub claims: Arc<dyn ClaimStore>,
     pub queue: Arc<dyn Queue>,
 }
 
 #[async_trait]
-impl Admission for ClaimThenPublish {
+impl Admission for OutboxAdmission {
     async fn admit(&self, keys: &[ClaimKey], message: &QueuedMessage) -> Result<ClaimOutcome, BackendError> {
-        match self.claims.claim(keys, message.message_id.as_str()).await? {
-            ClaimOutcome::Claimed => {}
-            conflict => return Ok(conflict),
+        let pending = PendingAdmission { message: message.clone(), keys: keys.to_vec() };
+        let by = message.message_id.as_str();
+        self.claims.put_pending(&pending).await?;
+        // A failure to claim leaves the pending record: the sweeper gives
+        // back whatever was taken.
+        if let conflict @ ClaimOutcome::Conflict(_) = self.claims.claim(keys, by).await? {
+            forget(self.claims.as_ref(), &pending).await;
+            return Ok(conflict);
         }
-        if let Err(publish_error) = self.queue.publish(message).await {
-            if let Err(release_error) = self.claims.release(keys, message.message_id.as_str()).await {
-                tracing::error!(error = %release_error, hash = %message.message_id, "claims of an unqueued envelope could not be released");
+        match self.queue.publish(message).await {
+            Ok(()) => {
+                forget(self.claims.as_ref(), &pending).await;
+                Ok(ClaimOutcome::Claimed)
             }
-            return Err(publish_error);
+            Err(error @ BackendError::Unconfirmed(_)) => {
+                tracing::warn!(%error, hash = %message.message_id, "publish unconfirmed; the sweeper will publish it again");
+                Err(error)
+            }
+            Err(error) => {
+                match self.claims.release(keys, by).await {
+                    Ok(()) => forget(self.claims.as_ref(), &pending).await,
+                    Err(release_error) => tracing::warn!(
+                        error = %release_error,
+                        hash = %message.message_id,
+                        "claims of an unqueued envelope not given back yet; the sweeper will"
+                    ),
+                }
+                Err(error)
+            }
         }
-        Ok(ClaimOutcome::Claimed)
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
         // Any claim row answers whether the claim store is reachable.
         self.claims.holder(&ClaimKey::Message(MessageHash::of_message(""))).await?;
         self.queue.ping().await
+    }
+}
+
+/// Removes a pending record, or leaves it to the sweeper (which finds the
+/// message queued or stored and removes it then).
+async fn forget(claims: &dyn ClaimStore, pending: &PendingAdmission) {
+    if let Err(error) = claims.remove_pending(pending).await {
+        tracing::warn!(%error, hash = %pending.message.message_id, "pending admission left for the sweeper");
     }
 }

@@ -89,6 +89,11 @@ pub struct RabbitMqSettings {
     pub queue_type: QueueKind,
     /// Unacknowledged deliveries a consumer holds at most.
     pub prefetch: u16,
+    /// A quorum queue dead-letters a message handed out this many times
+    /// without being settled (`x-delivery-limit`): a poison message never
+    /// loops forever, even one that makes writers crash. 0: no limit (the
+    /// queue's arguments before this setting existed).
+    pub delivery_limit: u32,
     /// The longest a publish (and any single connect attempt) may take.
     pub publish_timeout_ms: u64,
     /// First wait after a failed connect; doubles up to `reconnect_max_ms`.
@@ -102,7 +107,8 @@ impl Default for RabbitMqSettings {
             url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
             prefix: String::new(),
             queue_type: QueueKind::Quorum,
-            prefetch: 200,
+            prefetch: 1000,
+            delivery_limit: 20,
             publish_timeout_ms: 5_000,
             reconnect_initial_ms: 100,
             reconnect_max_ms: 5_000,
@@ -159,6 +165,7 @@ impl fmt::Debug for RabbitMqSettings {
             .field("prefix", &self.prefix)
             .field("queue_type", &self.queue_type)
             .field("prefetch", &self.prefetch)
+            .field("delivery_limit", &self.delivery_limit)
             .field("publish_timeout_ms", &self.publish_timeout_ms)
             .field("reconnect_initial_ms", &self.reconnect_initial_ms)
             .field("reconnect_max_ms", &self.reconnect_max_ms)

@@ -164,6 +164,8 @@ async fn a_requeued_message_comes_back_and_a_dead_lettered_one_does_not() {
     consumer.requeue(x.tag).await.unwrap();
     let x_again = next(&mut consumer).await;
     assert_eq!(x_again.message.message_id, hash("x"));
+    assert_eq!((x.deliveries, x_again.deliveries), (1, 2), "a requeue counts as a delivery");
+    assert!(x_again.redelivered);
     consumer.dead_letter(x_again.tag, "cannot be written").await.unwrap();
     let y = next(&mut consumer).await;
     assert_eq!(y.message.message_id, hash("y"));

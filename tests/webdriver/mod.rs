@@ -78,7 +78,7 @@ impl Browser {
                 "{} not installed (Debian: chromium, chromium-driver; scripts/browser.sh)",
                 missing.join(" and ")
             );
-            if pm_models::seams::services::services_required() {
+            if pm_backends::testsuite::services_required() {
                 panic!("{what} and PM_REQUIRE_SERVICES=1");
             }
             eprintln!("SKIPPED: {what}; set PM_REQUIRE_SERVICES=1 to make this a failure");

@@ -50,11 +50,21 @@ pub struct WriterSettings {
     pub batch_size: usize,
     /// Batches written at once, at most.
     pub concurrency: usize,
+    /// A delivery handed out more often than this without being written is
+    /// dead-lettered with the reason, rather than tried for ever.
+    pub max_deliveries: u32,
 }
 
 impl Default for WriterSettings {
     fn default() -> Self {
-        Self { max_attempts: 5, initial_backoff_ms: 100, max_backoff_ms: 5_000, batch_size: 256, concurrency: 4 }
+        Self {
+            max_attempts: 5,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 5_000,
+            batch_size: 256,
+            concurrency: 4,
+            max_deliveries: 10,
+        }
     }
 }
 
@@ -178,6 +188,11 @@ impl Writer {
         let mut accepted = Vec::with_capacity(batch.len());
         for delivery in batch {
             let message = &delivery.message;
+            if delivery.deliveries > self.settings.max_deliveries {
+                let reason = format!("not written after {} deliveries", delivery.deliveries - 1);
+                settlement.unwritable.push((delivery.tag, reason));
+                continue;
+            }
             match receipt::verify_at(&message.receipt, &message.message_id, message.accepted_at, &self.node) {
                 Ok(()) => accepted.push(delivery),
                 Err(error) => settlement.unwritable.push((delivery.tag, format!("acceptance receipt: {error}"))),
@@ -431,7 +446,7 @@ mod tests {
                 accepted_at: ACCEPTED,
                 payload: envelope.to_queue_payload(),
             };
-            Delivery { tag, message, redelivered: false }
+            Delivery { tag, message, redelivered: false, deliveries: 1 }
         }
 
         fn stored(&self, delivery: &Delivery) -> bool {
@@ -506,6 +521,17 @@ mod tests {
         assert_eq!(settlement.unwritable.len(), 1);
         assert_eq!(settlement.unwritable[0].0, 2);
         assert!(f.stored(&batch[0]) && !f.stored(&batch[1]) && f.stored(&batch[2]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_handed_out_too_often_is_dead_lettered_instead_of_looping() {
+        let f = fixture();
+        let mut tired = f.delivery(1);
+        tired.deliveries = WriterSettings::default().max_deliveries + 1;
+        let settlement = f.writer.write_batch(vec![tired.clone(), f.delivery(2)]).await;
+        assert_eq!(settlement.written, [2]);
+        assert_eq!(settlement.unwritable, [(1, "not written after 10 deliveries".to_owned())]);
+        assert!(!f.stored(&tired));
     }
 
     #[tokio::test(start_paused = true)]
