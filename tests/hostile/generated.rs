@@ -595,21 +595,22 @@ async fn wrong_json_types_in_the_envelope_input_are_malformed() {
         input["messageType"] = value;
         run.send_input(f, &format!("messageType as {what}"), input, Some(&e), None, "MALFORMED_ENVELOPE").await;
     }
-    for (what, change) in [
-        ("an ACL rule without key", &|i: &mut Value| {
+    let changes: [(&str, fn(&mut Value)); 9] = [
+        ("an ACL rule without key", |i| {
             i["ACL"][0].as_object_mut().unwrap().remove("key");
-        } as &dyn Fn(&mut Value)),
-        ("an ACL rule with an unknown field", &|i: &mut Value| i["ACL"][0]["extra"] = json!("x")),
-        ("an ACL reader as an integer", &|i: &mut Value| i["ACL"][0]["reader"] = json!(7)),
-        ("an ACL rule that is null", &|i: &mut Value| i["ACL"] = json!([null])),
-        ("an unknown envelope field", &|i: &mut Value| i["extra"] = json!("x")),
-        ("an object without objectHash", &|i: &mut Value| i["objects"] = json!([{ "metaHashes": [] }])),
-        ("metaHashes holding null", &|i: &mut Value| {
+        }),
+        ("an ACL rule with an unknown field", |i| i["ACL"][0]["extra"] = json!("x")),
+        ("an ACL reader as an integer", |i| i["ACL"][0]["reader"] = json!(7)),
+        ("an ACL rule that is null", |i| i["ACL"] = json!([null])),
+        ("an unknown envelope field", |i| i["extra"] = json!("x")),
+        ("an object without objectHash", |i| i["objects"] = json!([{ "metaHashes": [] }])),
+        ("metaHashes holding null", |i| {
             i["objects"] = json!([{ "objectHash": b64(random_bytes::<32>()), "metaHashes": [null] }])
         }),
-        ("the envelope as a list", &|i: &mut Value| *i = json!([i.clone()])),
-        ("the envelope as text", &|i: &mut Value| *i = json!(i.to_string())),
-    ] {
+        ("the envelope as a list", |i| *i = json!([i.clone()])),
+        ("the envelope as text", |i| *i = json!(i.to_string())),
+    ];
+    for (what, change) in changes {
         let e = assertion(&node, &t);
         let mut input = e.to_json_value();
         change(&mut input);

@@ -88,6 +88,65 @@ fn listings(sender: &str, n: usize) -> String {
     format!("{{ {fields} }}")
 }
 
+/// Posts `chunks` chunks of `size` bytes (a query padded with spaces) with
+/// `Transfer-Encoding: chunked`, on a socket of its own, reading the answer
+/// while it writes (the gateway may answer before the body ends).
+async fn chunked(base: &str, chunks: usize, size: usize) -> (u16, String) {
+    let address = base.strip_prefix("http://").expect("an http URL");
+    let stream = tokio::net::TcpStream::connect(address).await.expect("the gateway accepts a connection");
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let head = format!(
+        "POST /teleferic HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    let mut first = query_body("{ __typename }");
+    first.resize(size.max(first.len()), b' ');
+    let writing = async move {
+        let _ = writer.write_all(head.as_bytes()).await;
+        for n in 0..chunks {
+            let data = if n == 0 { first.clone() } else { vec![b' '; size] };
+            let frame = [format!("{:x}\r\n", data.len()).into_bytes(), data, b"\r\n".to_vec()].concat();
+            if writer.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+        let _ = writer.write_all(b"0\r\n\r\n").await;
+    };
+    let reading = async move {
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 16 * 1024];
+        // Bounded: the answer is small, and the gateway closes the connection.
+        for _ in 0..10_000 {
+            match tokio::time::timeout(Duration::from_secs(30), reader.read(&mut buffer)).await {
+                Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buffer[..n]),
+                _ => break,
+            }
+        }
+        answer
+    };
+    let ((), answer) = tokio::join!(writing, reading);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP answer: {text:.300}"));
+    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head}"));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    let value: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("HTTP {status} without a GraphQL body: {body:.200}"));
+    (status, error_code(&value).unwrap_or_else(|| "DATA".to_owned()))
+}
+
+/// The data of a chunked HTTP body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
 #[tokio::test]
 async fn oversized_bodies_are_refused_with_413_while_others_are_served() {
     let node = common::spawn_node().await;
@@ -98,15 +157,11 @@ async fn oversized_bodies_are_refused_with_413_while_others_are_served() {
     body.push(b' ');
     refused_while_others_are_served(&node, "a body one byte over 4 MiB", 4, body, (413, "PAYLOAD_TOO_LARGE")).await;
 
-    // Without a Content-Length: streamed in chunks, 5 MiB in all.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..80).map(|_| Ok(vec![b' '; 64 * 1024])).collect();
-    let streamed = node
-        .http
-        .post(&node.server.url)
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)));
-    let (streamed, ()) = tokio::join!(async { answer(streamed.send().await.expect("an answer")).await }, ordinary_client(&node));
+    // Without a Content-Length: chunked transfer encoding, 5 MiB in all.
+    let (streamed, ()) = tokio::join!(chunked(&node.server.base, 80, 64 * 1024), ordinary_client(&node));
     assert_eq!(streamed, (413, "PAYLOAD_TOO_LARGE".to_owned()), "a chunked body past 4 MiB");
+    // The same encoding of a small request is read.
+    assert_eq!(chunked(&node.server.base, 1, 64).await, (200, "DATA".to_owned()), "a small chunked body");
 
     // A gzip bomb: 64 KiB on the wire, 64 MiB once inflated.
     let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
@@ -194,9 +249,9 @@ enum Event {
 
 /// A client that sends a request's headers, then its body one byte a
 /// second, and stops when the gateway answers (or after `length` bytes).
-async fn trickle(base: &str, length: usize, events: Arc<Mutex<Vec<Event>>>, headers_too: bool) {
-    let address = base.strip_prefix("http://").expect("an http URL");
-    let mut stream = tokio::net::TcpStream::connect(address).await.expect("the gateway accepts a connection");
+async fn trickle(base: String, length: usize, events: Arc<Mutex<Vec<Event>>>, headers_too: bool) {
+    let address = base.strip_prefix("http://").expect("an http URL").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("the gateway accepts a connection");
     let head = format!(
         "POST /teleferic HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
     );
@@ -241,7 +296,7 @@ async fn a_client_trickling_its_body_is_cut_off_while_others_are_served() {
     let node = common::spawn_embedded_node_with_env(&[("PM_GATEWAY__BODY_TIMEOUT_MS", "3000")]).await;
     let events = Arc::new(Mutex::new(Vec::new()));
     let length = 60;
-    let slow: Vec<_> = (0..4).map(|_| tokio::spawn(trickle(&node.server.base, length, events.clone(), false))).collect();
+    let slow: Vec<_> = (0..4).map(|_| tokio::spawn(trickle(node.server.base.clone(), length, events.clone(), false))).collect();
     // The ordinary client starts once every slow one has sent its headers.
     for _ in 0..200 {
         if events.lock().unwrap().iter().filter(|e| **e == Event::SlowStarted).count() == 4 {
@@ -270,7 +325,7 @@ async fn a_client_trickling_its_body_is_cut_off_while_others_are_served() {
 async fn a_client_trickling_its_headers_is_cut_off_while_others_are_served() {
     let node = common::spawn_node().await;
     let events = Arc::new(Mutex::new(Vec::new()));
-    let slow = tokio::spawn(trickle(&node.server.base, 10, events.clone(), true));
+    let slow = tokio::spawn(trickle(node.server.base.clone(), 10, events.clone(), true));
     for _ in 0..200 {
         if events.lock().unwrap().contains(&Event::SlowStarted) {
             break;

@@ -166,7 +166,8 @@ impl<'a> Ctx<'a> {
                 public_envelope(&genesis, message, body_hash, dossier_hash(&salt, &packed), &t)
             }
             Slot::InvitationBody | Slot::ContentSignature | Slot::ContentSignatureT | Slot::DossierSalt => {
-                let (mut content, mut salt) = invitation_content(&genesis, &self.node.node_public.address(), &t, None);
+                let (mut content, salt) = invitation_content(&genesis, &self.node.node_public.address(), &t, None);
+                let mut salt = salt.to_vec();
                 match slot {
                     Slot::InvitationBody => {
                         content.message_body = text(Some(&unb64(&content.message_body).expect("base64")));
