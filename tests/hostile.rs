@@ -26,7 +26,7 @@
 //! Cases that need fresh node timestamps and keys (signatures, small-order
 //! keys, replays, forged and stale `T`s, every code of section 7) are made in
 //! code, in `tests/hostile/generated.rs`. The HTTP and GraphQL limits are in
-//! `tests/hostile/limits.rs`.
+//! `tests/hostile/limits.rs`; log forging (defect 9) in `tests/hostile/logs.rs`.
 //!
 //! Run with `-- --nocapture` to see the corpus's size by family.
 
@@ -48,3 +48,5 @@ mod corpus;
 mod generated;
 #[path = "hostile/limits.rs"]
 mod limits;
+#[path = "hostile/logs.rs"]
+mod logs;
