@@ -122,7 +122,10 @@ impl<'a> Run<'a> {
 
     /// Posts a raw request body; returns the HTTP status and the first code.
     pub async fn post_raw(&self, content_type: &str, body: Vec<u8>, encoding: Option<&str>) -> (u16, String) {
-        let mut request = self.node.http.post(&self.node.server.url).header("content-type", content_type).body(body);
+        // A client that keeps no connection: the gateway may close one after
+        // refusing a body, and the shared pool would hand it to the next request.
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("an HTTP client");
+        let mut request = http.post(&self.node.server.url).header("content-type", content_type).body(body);
         if let Some(encoding) = encoding {
             request = request.header("content-encoding", encoding);
         }
