@@ -94,6 +94,7 @@ impl Server {
     /// [`Server::start_role`], writing the process's stderr (its log) to
     /// `stderr` when given, instead of the test's.
     pub fn start_role_logged(role: &str, data_dir: &Path, env: &[(String, String)], stderr: Option<&Path>) -> Server {
+        let log = stderr.map(Path::to_owned);
         let stderr = match stderr {
             Some(path) => Stdio::from(std::fs::File::create(path).expect("the log file can be created")),
             None => Stdio::inherit(),
@@ -129,9 +130,15 @@ impl Server {
                 Err(_) => {
                     let _ = child.kill();
                     let status = child.wait().ok();
+                    // A captured log is the only trace of why: its end goes in the message.
+                    let tail = log.as_ref().and_then(|path| std::fs::read(path).ok()).map(|bytes| {
+                        let text = String::from_utf8_lossy(&bytes).into_owned();
+                        text.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect::<String>()
+                    });
                     panic!(
                         "pm {role} printed no URL within {START_TIMEOUT:?} (exit: {status:?}); \
-                         seen: url={url:?} node={node_address:?}"
+                         seen: url={url:?} node={node_address:?}; end of its log: {}",
+                        tail.unwrap_or_else(|| "(on the test's stderr)".into())
                     );
                 }
             };
