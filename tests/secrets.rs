@@ -65,7 +65,10 @@ impl Secret {
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
         let der = unb64(&body).expect("a PKCS#8 body");
         let seed = &der[der.len() - 32..];
-        Secret::new(what, vec![body.clone(), b64(seed), hex::encode(seed), hex::encode_upper(seed), format!("{seed:?}")])
+        Secret::new(
+            what,
+            vec![body.clone(), b64(seed), hex::encode(seed), hex::encode_upper(seed), format!("{seed:?}")],
+        )
     }
 }
 
@@ -110,7 +113,8 @@ async fn flow(node: &TestNode, log_dir: &Path) -> (Vec<Secret>, Vec<String>) {
     std::fs::write(log_dir.join("client-keygen.log"), &keygen.stderr).unwrap();
     assert!(keygen.status.success(), "pm keygen: {}", String::from_utf8_lossy(&keygen.stderr));
 
-    let invite = client(log_dir, "invite", &url, &["invite", "--key", genesis_key.to_str().unwrap(), "--name", &invite_name]);
+    let invite =
+        client(log_dir, "invite", &url, &["invite", "--key", genesis_key.to_str().unwrap(), "--name", &invite_name]);
     let invitation = line_value(&invite.stdout, "invitation:");
     let invite_key = line_value(&invite.stdout, "invite key:");
     node.wait_readable(&invitation).await;
@@ -219,10 +223,7 @@ fn check_logs(log_dir: &Path, secrets: &[Secret], hashes: &[String], processes: 
 #[tokio::test]
 async fn no_secret_of_the_whole_flow_appears_in_any_log_of_pm_serve_at_debug_level() {
     let logs = tempfile::tempdir().unwrap();
-    let options = NodeOptions {
-        env: vec![("RUST_LOG".into(), "debug".into())],
-        log_dir: Some(logs.path().to_owned()),
-    };
+    let options = NodeOptions { env: vec![("RUST_LOG".into(), "debug".into())], log_dir: Some(logs.path().to_owned()) };
     let mut node = common::spawn_embedded_node_with(&options).await;
     let (secrets, hashes) = flow(&node, logs.path()).await;
     let status = node.server.stop_with(Signal::SIGTERM, Duration::from_secs(30));
@@ -277,7 +278,8 @@ fn relay_replacing(mut from: TcpStream, mut to: TcpStream, marker: [u8; 5], coun
         }
         // Only a tail that could begin a marker waits for the next read: a
         // client waiting for an answer must get its whole frame.
-        let keep = if n == 0 { 0 } else { (1..marker.len()).rev().find(|k| pending.ends_with(&marker[..*k])).unwrap_or(0) };
+        let keep =
+            if n == 0 { 0 } else { (1..marker.len()).rev().find(|k| pending.ends_with(&marker[..*k])).unwrap_or(0) };
         let ready = pending.len() - keep;
         if to.write_all(&pending[..ready]).is_err() {
             break;

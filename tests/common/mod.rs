@@ -413,7 +413,12 @@ pub async fn spawn_deployment_with(options: &NodeOptions) -> Option<TestNode> {
             options.log(&format!("teleferic-{n}")).as_deref(),
         );
         roles.push(authorizer);
-        roles.push(Server::start_role_logged("writer", &data_dir, &env, options.log(&format!("writer-{n}")).as_deref()));
+        roles.push(Server::start_role_logged(
+            "writer",
+            &data_dir,
+            &env,
+            options.log(&format!("writer-{n}")).as_deref(),
+        ));
         gateways.push(gateway);
     }
     roles.push(reader);

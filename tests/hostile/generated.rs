@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 
 /// The order of the Ed25519 group, little-endian.
 const L: [u8; 32] = [
-    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
 ];
 
 /// The Ed25519 base point, compressed.
@@ -99,7 +99,12 @@ fn assertion_with_t(node: &TestNode, t_text: &str) -> Envelope {
 }
 
 /// A registration of `key` for the run's invitation, its body changed by `change`.
-fn registration_body(node: &TestNode, invitation: &client::Invitation, key: &PersonaKey, nickname: &str) -> RegistrationBody {
+fn registration_body(
+    node: &TestNode,
+    invitation: &client::Invitation,
+    key: &PersonaKey,
+    nickname: &str,
+) -> RegistrationBody {
     let node_vk = node.node_public.verifying_key();
     RegistrationBody {
         public_key: key.public().as_str().to_owned(),
@@ -176,7 +181,8 @@ async fn every_code_of_section_7_but_unavailable_is_answered_to_an_envelope_buil
     let key = PersonaKey::generate();
     let mut e = node.registration(&key, "codes-mismatch", &invitation).await;
     e.sender = genesis.address().to_string();
-    run.send(f, "a registration sent as genesis", &e, Some(&key.address().to_string()), "SENDER_ADDRESS_MISMATCH").await;
+    run.send(f, "a registration sent as genesis", &e, Some(&key.address().to_string()), "SENDER_ADDRESS_MISMATCH")
+        .await;
     let mut e = assertion(&node, &t);
     e.message_hash = hash_text("something else");
     resign(&mut e, genesis, &t);
@@ -217,7 +223,8 @@ async fn every_code_of_section_7_but_unavailable_is_answered_to_an_envelope_buil
     // Invitations and registrations.
     let mut parts = invitation_parts(genesis, &node_address, &t);
     parts.body = to_msgpack(&BTreeMap::from([("inviteName", "x")]));
-    run.send(f, "an invitation body with one key", &public_from_parts(genesis, &parts, &t), None, "INVALID_INVITE").await;
+    run.send(f, "an invitation body with one key", &public_from_parts(genesis, &parts, &t), None, "INVALID_INVITE")
+        .await;
     let key = PersonaKey::generate();
     let address = key.address().to_string();
     let node_vk = *node.node_public.verifying_key();
@@ -226,13 +233,31 @@ async fn every_code_of_section_7_but_unavailable_is_answered_to_an_envelope_buil
     };
     let (id, ik, name) = (&invitation.envelope.message_hash, &invitation.invite_key, &invitation.name);
     run.send(f, "another name", &register(id, ik, "not the name", "codes-a"), Some(&address), "INVALID_INVITE").await;
-    run.send(f, "an unknown invitation", &register(&hash_text("none"), ik, name, "codes-a"), Some(&address), "INVITE_NOT_FOUND")
-        .await;
-    run.send(f, "a wrong invite key", &register(id, &random_bytes::<32>(), name, "codes-a"), Some(&address), "INVALID_KEY_PROOF")
-        .await;
+    run.send(
+        f,
+        "an unknown invitation",
+        &register(&hash_text("none"), ik, name, "codes-a"),
+        Some(&address),
+        "INVITE_NOT_FOUND",
+    )
+    .await;
+    run.send(
+        f,
+        "a wrong invite key",
+        &register(id, &random_bytes::<32>(), name, "codes-a"),
+        Some(&address),
+        "INVALID_KEY_PROOF",
+    )
+    .await;
     run.send(f, "Teleferic's nickname", &register(id, ik, name, "tElEfErIc"), Some(&address), "NICKNAME_TAKEN").await;
-    run.send(f, "genesis's nickname", &register(id, ik, name, &crate::common::GENESIS_NICKNAME.to_uppercase()), Some(&address), "NICKNAME_TAKEN")
-        .await;
+    run.send(
+        f,
+        "genesis's nickname",
+        &register(id, ik, name, &crate::common::GENESIS_NICKNAME.to_uppercase()),
+        Some(&address),
+        "NICKNAME_TAKEN",
+    )
+    .await;
     let accepted = register(id, ik, name, "codes-a");
     run.send(f, "a valid registration", &accepted, Some(&address), ACCEPTED).await;
     node.wait_readable(&accepted.message_hash).await;
@@ -241,9 +266,25 @@ async fn every_code_of_section_7_but_unavailable_is_answered_to_an_envelope_buil
     run.send(f, "the invitation again", &reuse, Some(&other.address().to_string()), "INVITE_ALREADY_USED").await;
     let spare = node.invite(genesis, "spare").await;
     run.setup(&spare.envelope.message_hash);
-    let again = client::registration(&key, "codes-c", &spare.envelope.message_hash, &spare.invite_key, &spare.name, &node_vk, &t);
+    let again = client::registration(
+        &key,
+        "codes-c",
+        &spare.envelope.message_hash,
+        &spare.invite_key,
+        &spare.name,
+        &node_vk,
+        &t,
+    );
     run.send(f, "the registered key again", &again, None, "PERSONA_EXISTS").await;
-    let taken = client::registration(&other, "CODES-A", &spare.envelope.message_hash, &spare.invite_key, &spare.name, &node_vk, &t);
+    let taken = client::registration(
+        &other,
+        "CODES-A",
+        &spare.envelope.message_hash,
+        &spare.invite_key,
+        &spare.name,
+        &node_vk,
+        &t,
+    );
     run.send(f, "a taken nickname in capitals", &taken, Some(&other.address().to_string()), "NICKNAME_TAKEN").await;
 
     // Nicknames (section 5).
@@ -263,22 +304,53 @@ async fn every_code_of_section_7_but_unavailable_is_answered_to_an_envelope_buil
         ("65 four-byte characters", &"\u{1F600}".repeat(65), "MALFORMED_ENVELOPE"),
         ("Teleferic in capitals", "TELEFERIC", "NICKNAME_TAKEN"),
     ] {
-        let e = client::registration(&other, nickname, &spare.envelope.message_hash, &spare.invite_key, &spare.name, &node_vk, &t);
+        let e = client::registration(
+            &other,
+            nickname,
+            &spare.envelope.message_hash,
+            &spare.invite_key,
+            &spare.name,
+            &node_vk,
+            &t,
+        );
         run.send(f, &format!("a nickname with {what}"), &e, Some(&other.address().to_string()), code).await;
     }
     let longest = "\u{1F600}".repeat(64);
-    let e = client::registration(&other, &longest, &spare.envelope.message_hash, &spare.invite_key, &spare.name, &node_vk, &t);
+    let e = client::registration(
+        &other,
+        &longest,
+        &spare.envelope.message_hash,
+        &spare.invite_key,
+        &spare.name,
+        &node_vk,
+        &t,
+    );
     run.send(f, "a nickname of 64 four-byte characters", &e, Some(&other.address().to_string()), ACCEPTED).await;
 
     // Queries.
     let genesis_address = genesis.address().to_string();
-    run.query(f, "persona with two arguments", "query($a: Address!) { persona(address: $a, nickname: \"x\") { address } }", json!({ "a": genesis_address }), "BAD_QUERY").await;
+    run.query(
+        f,
+        "persona with two arguments",
+        "query($a: Address!) { persona(address: $a, nickname: \"x\") { address } }",
+        json!({ "a": genesis_address }),
+        "BAD_QUERY",
+    )
+    .await;
     for limit in [0, -1, 1001, i32::MAX] {
         let query = "query($a: Address!, $l: Int) { messageBySender(sender: $a, limit: $l) { messageHash } }";
         run.query(f, &format!("limit {limit}"), query, json!({ "a": genesis_address, "l": limit }), "BAD_QUERY").await;
     }
-    run.query(f, "limit past Int", "query($l: Int) { messageByDate(date: \"2024-01-01\", limit: $l) { messageHash } }", json!({ "l": 1_i64 << 40 }), "MALFORMED_ENVELOPE").await;
-    run.query(f, "an unknown nickname", "{ persona(nickname: \"nobody at all\") { address } }", json!({}), NOT_FOUND).await;
+    run.query(
+        f,
+        "limit past Int",
+        "query($l: Int) { messageByDate(date: \"2024-01-01\", limit: $l) { messageHash } }",
+        json!({ "l": 1_i64 << 40 }),
+        "MALFORMED_ENVELOPE",
+    )
+    .await;
+    run.query(f, "an unknown nickname", "{ persona(nickname: \"nobody at all\") { address } }", json!({}), NOT_FOUND)
+        .await;
 
     let mut missing: Vec<&str> =
         RejectionCode::ALL.iter().map(|c| c.as_str()).filter(|c| !run.codes.contains(*c)).collect();
@@ -383,7 +455,14 @@ async fn non_canonical_signatures_and_small_order_keys_are_refused() {
             message,
         };
         run.send(f, &format!("a registration of {what}"), &e, Some(&address), "MALFORMED_ENVELOPE").await;
-        run.query(f, &format!("persona(pubkey:) of {what}"), "query($k: PublicKey!) { persona(pubkey: $k) { address } }", json!({ "k": b64(pem.as_bytes()) }), "BAD_QUERY").await;
+        run.query(
+            f,
+            &format!("persona(pubkey:) of {what}"),
+            "query($k: PublicKey!) { persona(pubkey: $k) { address } }",
+            json!({ "k": b64(pem.as_bytes()) }),
+            "BAD_QUERY",
+        )
+        .await;
     }
     run.finish().await;
 }
@@ -405,10 +484,21 @@ async fn a_public_key_with_a_non_canonical_encoding_is_not_a_key() {
     let mut body = registration_body(&node, &invitation, &stand_in, "non canonical");
     body.public_key = pem.clone();
     let address = pm_models::Address::of_pem_text(&pem).to_string();
-    let mut e = client::public_envelope(&stand_in, &ContentParts { body_type: 1, body: to_msgpack(&body), dossier_salt: random_bytes() }, &t);
+    let mut e = client::public_envelope(
+        &stand_in,
+        &ContentParts { body_type: 1, body: to_msgpack(&body), dossier_salt: random_bytes() },
+        &t,
+    );
     e.sender = address.clone();
     run.send("keys", "a registration of y = p + 3", &e, Some(&address), "MALFORMED_ENVELOPE").await;
-    run.query("keys", "persona(pubkey:) of y = p + 3", "query($k: PublicKey!) { persona(pubkey: $k) { address } }", json!({ "k": pem }), "BAD_QUERY").await;
+    run.query(
+        "keys",
+        "persona(pubkey:) of y = p + 3",
+        "query($k: PublicKey!) { persona(pubkey: $k) { address } }",
+        json!({ "k": pem }),
+        "BAD_QUERY",
+    )
+    .await;
     run.finish().await;
 }
 
@@ -513,7 +603,8 @@ async fn stale_forged_and_replayed_timestamps_and_envelopes_are_refused() {
     let (mut content_b, salt) = invitation_content(genesis, &node_address, &t, None);
     content_b.signature = content_a.signature.clone();
     let packed = content_b.pack();
-    let e = public_envelope(genesis, b64(&packed), hash_text(&content_b.message_body), dossier_hash(&salt, &packed), &t);
+    let e =
+        public_envelope(genesis, b64(&packed), hash_text(&content_b.message_body), dossier_hash(&salt, &packed), &t);
     run.send(f, "the content signature of another invitation", &e, None, "BAD_SIGNATURE").await;
     let refused = {
         let mut e = assertion(&node, &t);
@@ -537,14 +628,19 @@ async fn stale_forged_and_replayed_timestamps_and_envelopes_are_refused() {
     node.wait_readable(&registration.message_hash).await;
     run.send(f, "the registration again", &registration, None, "DUPLICATE_MESSAGE").await;
     let body = registration_body(&node, &invitation, &key, "replayed");
-    let e = client::public_envelope(&key, &ContentParts { body_type: 1, body: to_msgpack(&body), dossier_salt: random_bytes() }, &t);
+    let e = client::public_envelope(
+        &key,
+        &ContentParts { body_type: 1, body: to_msgpack(&body), dossier_salt: random_bytes() },
+        &t,
+    );
     run.send(f, "the registration's body in a new content", &e, None, "PERSONA_EXISTS").await;
 
     // One envelope sent 32 times at once: accepted once.
     let racing = assertion(&node, &t);
     let answers = futures::future::join_all((0..32).map(|_| node.send(&racing))).await;
     let accepted = answers.iter().filter(|a| a.is_ok()).count();
-    let duplicates = answers.iter().filter(|a| a.as_ref().err().map(String::as_str) == Some("DUPLICATE_MESSAGE")).count();
+    let duplicates =
+        answers.iter().filter(|a| a.as_ref().err().map(String::as_str) == Some("DUPLICATE_MESSAGE")).count();
     run.check(f, "one envelope 32 times at once: accepted", "1", &accepted.to_string());
     run.check(f, "one envelope 32 times at once: duplicates", "31", &duplicates.to_string());
     run.send(f, "the raced envelope once more", &racing, None, "DUPLICATE_MESSAGE").await;

@@ -40,7 +40,8 @@ async fn post(node: &TestNode, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16,
 async fn answer(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
     let text = response.text().await.expect("an answer body");
-    let value: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("HTTP {status} without a GraphQL body: {text:.200}"));
+    let value: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("HTTP {status} without a GraphQL body: {text:.200}"));
     (status, error_code(&value).unwrap_or_else(|| "DATA".to_owned()))
 }
 
@@ -59,7 +60,13 @@ async fn ordinary_client(node: &TestNode) {
 
 /// Sends `copies` of an offending request at once, joined with an ordinary
 /// client; every copy must get `expected` (status and code).
-async fn refused_while_others_are_served(node: &TestNode, what: &str, copies: usize, body: Vec<u8>, expected: (u16, &str)) {
+async fn refused_while_others_are_served(
+    node: &TestNode,
+    what: &str,
+    copies: usize,
+    body: Vec<u8>,
+    expected: (u16, &str),
+) {
     let offending = futures::future::join_all((0..copies).map(|_| post(node, body.clone(), &[])));
     let (answers, ()) = tokio::join!(offending, ordinary_client(node));
     for got in answers {
@@ -81,7 +88,11 @@ fn root_fields(n: usize) -> String {
 fn deep(depth: usize) -> String {
     assert!(depth >= 3);
     let fields = ["__schema", "types"].into_iter().chain(std::iter::repeat("ofType").take(depth - 3));
-    let nested = fields.collect::<Vec<_>>().into_iter().rev().fold("name".to_owned(), |inner, field| format!("{field} {{ {inner} }}"));
+    let nested = fields
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .fold("name".to_owned(), |inner, field| format!("{field} {{ {inner} }}"));
     format!("{{ {nested} }}")
 }
 
@@ -133,8 +144,10 @@ async fn chunked(base: &str, chunks: usize, size: usize) -> (u16, String) {
     let text = String::from_utf8_lossy(&answer).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP answer: {text:.300}"));
     let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head}"));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
-    let value: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("HTTP {status} without a GraphQL body: {body:.200}"));
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    let value: Value =
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("HTTP {status} without a GraphQL body: {body:.200}"));
     (status, error_code(&value).unwrap_or_else(|| "DATA".to_owned()))
 }
 
@@ -198,7 +211,8 @@ async fn deep_costly_aliased_wide_and_batched_queries_are_refused_while_others_a
     // Root fields: 100 allowed.
     assert_eq!(post(&node, query_body(&root_fields(100)), &[]).await, (200, "DATA".to_owned()), "100 root fields");
     refused_while_others_are_served(&node, "101 root fields", 8, query_body(&root_fields(101)), MALFORMED).await;
-    refused_while_others_are_served(&node, "100,000 root fields", 4, query_body(&root_fields(100_000)), MALFORMED).await;
+    refused_while_others_are_served(&node, "100,000 root fields", 4, query_body(&root_fields(100_000)), MALFORMED)
+        .await;
 
     // Depth: 16 allowed.
     assert_eq!(post(&node, query_body(&deep(16)), &[]).await, (200, "DATA".to_owned()), "a selection 16 deep");
@@ -211,7 +225,9 @@ async fn deep_costly_aliased_wide_and_batched_queries_are_refused_while_others_a
     let costly = format!(
         "{{ {} }}",
         (0..100)
-            .map(|i| format!("a{i}: messageByDate(date: \"2024-01-01\", limit: 1000) {{ ACL {{ reader {{ address }} }} }} "))
+            .map(|i| format!(
+                "a{i}: messageByDate(date: \"2024-01-01\", limit: 1000) {{ ACL {{ reader {{ address }} }} }} "
+            ))
             .collect::<String>()
     );
     refused_while_others_are_served(&node, "100 aliased listings of 1,000", 4, query_body(&costly), MALFORMED).await;
@@ -301,7 +317,8 @@ async fn a_client_trickling_its_body_is_cut_off_while_others_are_served() {
     let node = common::spawn_embedded_node_with_env(&[("PM_GATEWAY__BODY_TIMEOUT_MS", "3000")]).await;
     let events = Arc::new(Mutex::new(Vec::new()));
     let length = 60;
-    let slow: Vec<_> = (0..4).map(|_| tokio::spawn(trickle(node.server.base.clone(), length, events.clone(), false))).collect();
+    let slow: Vec<_> =
+        (0..4).map(|_| tokio::spawn(trickle(node.server.base.clone(), length, events.clone(), false))).collect();
     // The ordinary client starts once every slow one has sent its headers.
     for _ in 0..200 {
         if events.lock().unwrap().iter().filter(|e| **e == Event::SlowStarted).count() == 4 {

@@ -148,7 +148,8 @@ async fn client_text_with_newlines_and_terminal_escapes_forges_no_log_line() {
     raw_request_line(&node, &marker).await;
     // The node still serves, and stored nothing of the above.
     node.sentinel().await;
-    let listed = node.graphql("query($d: Date!) { messageByDate(date: $d) { messageHash } }", json!({ "d": today() })).await;
+    let listed =
+        node.graphql("query($d: Date!) { messageByDate(date: $d) { messageHash } }", json!({ "d": today() })).await;
     let listed = listed["data"]["messageByDate"].as_array().cloned().unwrap_or_default();
     assert_eq!(listed.len(), 1, "only the sentinel is stored: {listed:?}");
     let status = node.server.stop_with(Signal::SIGTERM, Duration::from_secs(30));
@@ -170,7 +171,11 @@ async fn client_text_with_newlines_and_terminal_escapes_forges_no_log_line() {
     for separator in ['\r', '\u{0b}', '\u{0c}', '\u{85}', '\u{2028}', '\u{2029}', '\u{9b}'] {
         assert!(!text.contains(separator), "a {separator:?} in the log: a terminal would start a line there");
     }
-    println!("log forging: {} texts in every slot, {} bytes of log, every line the subscriber's", texts.len(), log.len());
+    println!(
+        "log forging: {} texts in every slot, {} bytes of log, every line the subscriber's",
+        texts.len(),
+        log.len()
+    );
 }
 
 fn today() -> String {

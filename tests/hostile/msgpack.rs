@@ -215,7 +215,10 @@ pub fn mutate(valid: &[u8], op: &str) -> Vec<u8> {
         other => panic!("mutations apply to maps, not {other:?}"),
     };
     let position = |entries: &[(V, V)], key: &str| {
-        entries.iter().position(|(k, _)| *k == V::str(key)).unwrap_or_else(|| panic!("the valid value has no key {key}"))
+        entries
+            .iter()
+            .position(|(k, _)| *k == V::str(key))
+            .unwrap_or_else(|| panic!("the valid value has no key {key}"))
     };
     let with = |change: &dyn Fn(&mut Vec<(V, V)>)| {
         let mut e = entries();

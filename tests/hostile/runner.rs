@@ -81,7 +81,14 @@ impl<'a> Run<'a> {
     }
 
     /// Sends `envelope` (as its JSON input) and checks the answer's code.
-    pub async fn send(&mut self, family: &str, case: &str, envelope: &Envelope, registering: Option<&str>, expected: &str) {
+    pub async fn send(
+        &mut self,
+        family: &str,
+        case: &str,
+        envelope: &Envelope,
+        registering: Option<&str>,
+        expected: &str,
+    ) {
         self.send_input(family, case, envelope.to_json_value(), Some(envelope), registering, expected).await;
     }
 
@@ -133,7 +140,8 @@ impl<'a> Run<'a> {
         let status = response.status().as_u16();
         let text = response.text().await.expect("an answer body");
         let answer: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not a GraphQL answer: {text:.300}"));
-        let code = error_code(&answer).unwrap_or_else(|| if answer["data"].is_null() { "NO_DATA" } else { ACCEPTED }.into());
+        let code =
+            error_code(&answer).unwrap_or_else(|| if answer["data"].is_null() { "NO_DATA" } else { ACCEPTED }.into());
         (status, code)
     }
 
@@ -162,13 +170,21 @@ impl<'a> Run<'a> {
         let node = self.node;
         let t = node.timestamp().await;
         let sentinel = crate::common::envelopes::assertion(&node.genesis, &[node.genesis.public()], vec![], &t);
-        let stored = node.send(&sentinel).await.unwrap_or_else(|code| panic!("the node refused a valid envelope after the corpus: {code}"));
+        let stored = node
+            .send(&sentinel)
+            .await
+            .unwrap_or_else(|code| panic!("the node refused a valid envelope after the corpus: {code}"));
         assert_eq!(stored["messageHash"], sentinel.message_hash.as_str());
         self.accepted.push(sentinel);
         for envelope in &self.accepted {
             let found = node.wait_readable(&envelope.message_hash).await;
             assert_eq!(found["message"], envelope.message.as_str(), "{} is stored as sent", envelope.message_hash);
-            assert_eq!(found["messageSign"], envelope.message_sign.as_str(), "{} keeps its messageSign", envelope.message_hash);
+            assert_eq!(
+                found["messageSign"],
+                envelope.message_sign.as_str(),
+                "{} keeps its messageSign",
+                envelope.message_hash
+            );
         }
         self.note_day();
 

@@ -10,7 +10,9 @@ use crate::common::envelopes::{invitation_body, object_with_container, sign_with
 use crate::common::TestNode;
 use pm_models::client::{self, random_bytes, ContentParts, Invitation};
 use pm_models::codec::{b64, hash_text, to_msgpack, unb64};
-use pm_models::content::{dossier_hash, KeyProof, MessageContent, RegistrationBody, BODY_INVITATION, BODY_REGISTRATION};
+use pm_models::content::{
+    dossier_hash, KeyProof, MessageContent, RegistrationBody, BODY_INVITATION, BODY_REGISTRATION,
+};
 use pm_models::envelope::{Envelope, ObjectEntry};
 use pm_models::keys::PersonaKey;
 use pm_models::sealed_box;
@@ -295,7 +297,8 @@ impl<'a> Ctx<'a> {
             Slot::BodyHash => Envelope { body_hash: text(None), ..assertion() },
             Slot::DossierHash => Envelope { dossier_hash: text(None), ..assertion() },
             Slot::ObjectHash | Slot::MetaHash => {
-                let mut object = ObjectEntry { object_hash: b64(random_bytes::<32>()), meta_hashes: vec![], container: None };
+                let mut object =
+                    ObjectEntry { object_hash: b64(random_bytes::<32>()), meta_hashes: vec![], container: None };
                 match slot {
                     Slot::ObjectHash => object.object_hash = text(None),
                     _ => object.meta_hashes = vec![b64(random_bytes::<32>()), text(None)],
