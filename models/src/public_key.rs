@@ -132,7 +132,8 @@ mod tests {
         let mut identity = [0u8; 32];
         identity[0] = 1;
         assert_eq!(PublicKeyPem::parse_exact(&pem_of(&identity)), Err(PublicKeyError::Weak));
-        let key = crate::keys::PersonaKey::generate().public();
-        assert_eq!(PublicKeyPem::parse_exact(key.as_str()).as_ref(), Ok(&key));
+        let persona = crate::keys::PersonaKey::generate();
+        let key = persona.public();
+        assert_eq!(PublicKeyPem::parse_exact(key.as_str()).as_ref(), Ok(key));
     }
 }

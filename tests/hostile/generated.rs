@@ -22,6 +22,9 @@ use pm_models::{MessageType, RejectionCode};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+/// A change made to a valid envelope input.
+type Change = fn(&mut Value);
+
 /// The order of the Ed25519 group, little-endian.
 const L: [u8; 32] = [
     0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0,
@@ -691,7 +694,7 @@ async fn wrong_json_types_in_the_envelope_input_are_malformed() {
         input["messageType"] = value;
         run.send_input(f, &format!("messageType as {what}"), input, Some(&e), None, "MALFORMED_ENVELOPE").await;
     }
-    let changes: [(&str, fn(&mut Value)); 9] = [
+    let changes: [(&str, Change); 9] = [
         ("an ACL rule without key", |i| {
             i["ACL"][0].as_object_mut().unwrap().remove("key");
         }),

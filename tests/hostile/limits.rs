@@ -87,7 +87,7 @@ fn root_fields(n: usize) -> String {
 /// schema's only unbounded nesting): `__schema { types { ofType { ... name } } }`.
 fn deep(depth: usize) -> String {
     assert!(depth >= 3);
-    let fields = ["__schema", "types"].into_iter().chain(std::iter::repeat("ofType").take(depth - 3));
+    let fields = ["__schema", "types"].into_iter().chain(std::iter::repeat_n("ofType", depth - 3));
     let nested = fields
         .collect::<Vec<_>>()
         .into_iter()

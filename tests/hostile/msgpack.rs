@@ -6,6 +6,9 @@
 //! Written here rather than borrowed from the product's codec, so that a
 //! bug in the codec cannot hide itself from the corpus.
 
+/// A map's entries, in order.
+type Entries = Vec<(V, V)>;
+
 /// A msgpack value as the corpus handles it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum V {
@@ -220,7 +223,7 @@ pub fn mutate(valid: &[u8], op: &str) -> Vec<u8> {
             .position(|(k, _)| *k == V::str(key))
             .unwrap_or_else(|| panic!("the valid value has no key {key}"))
     };
-    let with = |change: &dyn Fn(&mut Vec<(V, V)>)| {
+    let with = |change: &dyn Fn(&mut Entries)| {
         let mut e = entries();
         change(&mut e);
         encode(&V::Map(e), canonical)
