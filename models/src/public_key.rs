@@ -58,6 +58,11 @@ impl PublicKeyPem {
         }
         let bytes: [u8; 32] = der[12..].try_into().expect("length checked above");
         let key = VerifyingKey::from_bytes(&bytes).map_err(|_| PublicKeyError::NotEd25519)?;
+        // RFC 8032 section 5.1.3: y must be below p. The decoder reduces it
+        // instead, so one point would have two texts and two addresses.
+        if key.to_edwards().compress().to_bytes() != bytes {
+            return Err(PublicKeyError::NotEd25519);
+        }
         if key.is_weak() {
             return Err(PublicKeyError::Weak);
         }
@@ -96,5 +101,39 @@ impl PublicKeyPem {
 impl fmt::Debug for PublicKeyPem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PublicKeyPem({})", self.address())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem_of(bytes: &[u8; 32]) -> String {
+        format!("{BEGIN}\n{}\n{END}", b64([&SPKI_PREFIX[..], bytes].concat()))
+    }
+
+    #[test]
+    fn a_point_spelled_with_y_at_or_above_p_is_not_a_key() {
+        // y = 3 is a point of large order; y = p + 3 is its other spelling.
+        let mut canonical = [0u8; 32];
+        canonical[0] = 3;
+        let parsed = PublicKeyPem::parse_exact(&pem_of(&canonical)).expect("y = 3 is a valid key");
+        assert_eq!(parsed.verifying_key().as_bytes(), &canonical);
+        let mut p_plus_3 = [0xff; 32];
+        p_plus_3[0] = 0xf0;
+        p_plus_3[31] = 0x7f;
+        assert!(VerifyingKey::from_bytes(&p_plus_3).is_ok(), "the decoder alone takes it");
+        assert_eq!(PublicKeyPem::parse_exact(&pem_of(&p_plus_3)), Err(PublicKeyError::NotEd25519));
+        assert_eq!(PublicKeyPem::parse_wire(&b64(pem_of(&p_plus_3))), Err(PublicKeyError::NotEd25519));
+    }
+
+    #[test]
+    fn small_order_points_are_weak_and_a_generated_key_round_trips() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(PublicKeyPem::parse_exact(&pem_of(&identity)), Err(PublicKeyError::Weak));
+        let persona = crate::keys::PersonaKey::generate();
+        let key = persona.public();
+        assert_eq!(PublicKeyPem::parse_exact(key.as_str()).as_ref(), Ok(key));
     }
 }

@@ -24,6 +24,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 pub use errors::{graphql_error, CODE_EXTENSION};
+pub use http::check_request;
 pub use schema::GatewaySchema;
 
 /// Settings of the gateway.

@@ -88,6 +88,17 @@ impl Server {
     /// environment and reads the URL it prints. `serve` also prints the node
     /// address; the separate roles print `ROLE listening on http://ADDR`.
     pub fn start_role(role: &str, data_dir: &Path, env: &[(String, String)]) -> Server {
+        Server::start_role_logged(role, data_dir, env, None)
+    }
+
+    /// [`Server::start_role`], writing the process's stderr (its log) to
+    /// `stderr` when given, instead of the test's.
+    pub fn start_role_logged(role: &str, data_dir: &Path, env: &[(String, String)], stderr: Option<&Path>) -> Server {
+        let log = stderr.map(Path::to_owned);
+        let stderr = match stderr {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("the log file can be created")),
+            None => Stdio::inherit(),
+        };
         let mut child = pm()
             .arg(role)
             .arg("--data-dir")
@@ -97,7 +108,7 @@ impl Server {
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("pm can be started");
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -119,9 +130,15 @@ impl Server {
                 Err(_) => {
                     let _ = child.kill();
                     let status = child.wait().ok();
+                    // A captured log is the only trace of why: its end goes in the message.
+                    let tail = log.as_ref().and_then(|path| std::fs::read(path).ok()).map(|bytes| {
+                        let text = String::from_utf8_lossy(&bytes).into_owned();
+                        text.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect::<String>()
+                    });
                     panic!(
                         "pm {role} printed no URL within {START_TIMEOUT:?} (exit: {status:?}); \
-                         seen: url={url:?} node={node_address:?}"
+                         seen: url={url:?} node={node_address:?}; end of its log: {}",
+                        tail.unwrap_or_else(|| "(on the test's stderr)".into())
                     );
                 }
             };
@@ -301,6 +318,35 @@ fn distributed_services() -> [(&'static str, String); 3] {
 /// Elasticsearch under names no other test uses. `None` when the servers
 /// are unreachable and `PM_REQUIRE_SERVICES` is not set (then it fails).
 pub async fn spawn_deployment() -> Option<TestNode> {
+    spawn_deployment_with(&NodeOptions::default()).await
+}
+
+/// What a test may add to a node's processes.
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// Environment for every process (bootstrap and roles), replacing what
+    /// the harness would set under the same name.
+    pub env: Vec<(String, String)>,
+    /// A directory that receives each process's stderr as `NAME.log`
+    /// (`bootstrap`, `serve`, `reader`, `authorizer-1`, ...).
+    pub log_dir: Option<PathBuf>,
+}
+
+impl NodeOptions {
+    fn log(&self, name: &str) -> Option<PathBuf> {
+        self.log_dir.as_ref().map(|dir| dir.join(format!("{name}.log")))
+    }
+
+    /// `base` with this option's environment laid over it.
+    fn env_over(&self, base: Vec<(String, String)>) -> Vec<(String, String)> {
+        let mut env: Vec<_> = base.into_iter().filter(|(k, _)| !self.env.iter().any(|(o, _)| o == k)).collect();
+        env.extend(self.env.iter().cloned());
+        env
+    }
+}
+
+/// [`spawn_deployment`] with extra environment and captured logs.
+pub async fn spawn_deployment_with(options: &NodeOptions) -> Option<TestNode> {
     for (name, address) in distributed_services() {
         if !pm_backends::testsuite::require(name, &address) {
             eprintln!("running this test on the embedded backend instead");
@@ -330,6 +376,7 @@ pub async fn spawn_deployment() -> Option<TestNode> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    let env = options.env_over(env);
     let data_dir = data_dir_of(&dir);
     let output = pm()
         .args(["bootstrap", "--genesis-key"])
@@ -340,24 +387,38 @@ pub async fn spawn_deployment() -> Option<TestNode> {
         .output()
         .expect("pm bootstrap can be run");
     assert!(output.status.success(), "distributed pm bootstrap failed: {}", String::from_utf8_lossy(&output.stderr));
+    if let Some(path) = options.log("bootstrap") {
+        std::fs::write(path, &output.stderr).expect("the bootstrap log can be written");
+    }
 
     let with = |extra: &[(&str, &str)]| {
         let mut all = env.clone();
         all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         all
     };
-    let reader = Server::start_role("reader", &data_dir, &env);
+    let reader = Server::start_role_logged("reader", &data_dir, &env, options.log("reader").as_deref());
     let mut roles = Vec::new();
     let mut gateways = Vec::new();
-    for _ in 0..2 {
-        let authorizer = Server::start_role("authorizer", &data_dir, &with(&[("PM_ROLES__READER_URL", &reader.base)]));
-        let gateway = Server::start_role(
+    for n in 1..=2 {
+        let authorizer = Server::start_role_logged(
+            "authorizer",
+            &data_dir,
+            &with(&[("PM_ROLES__READER_URL", &reader.base)]),
+            options.log(&format!("authorizer-{n}")).as_deref(),
+        );
+        let gateway = Server::start_role_logged(
             "teleferic",
             &data_dir,
             &with(&[("PM_ROLES__READER_URL", &reader.base), ("PM_ROLES__AUTHORIZER_URL", &authorizer.base)]),
+            options.log(&format!("teleferic-{n}")).as_deref(),
         );
         roles.push(authorizer);
-        roles.push(Server::start_role("writer", &data_dir, &env));
+        roles.push(Server::start_role_logged(
+            "writer",
+            &data_dir,
+            &env,
+            options.log(&format!("writer-{n}")).as_deref(),
+        ));
         gateways.push(gateway);
     }
     roles.push(reader);
@@ -410,12 +471,40 @@ pub async fn graphql_at(http: &reqwest::Client, url: &str, query: &str, variable
 
 /// Temp dir, genesis key, `pm bootstrap`, `pm serve` on port 0, `/readyz`.
 pub async fn spawn_embedded_node() -> TestNode {
+    spawn_embedded_node_with_env(&[]).await
+}
+
+/// [`spawn_embedded_node`], with settings for `pm serve` in its environment
+/// (`PM_GATEWAY__BODY_TIMEOUT_MS`, ...).
+pub async fn spawn_embedded_node_with_env(env: &[(&str, &str)]) -> TestNode {
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    spawn_embedded_node_with(&NodeOptions { env, log_dir: None }).await
+}
+
+/// [`spawn_embedded_node`] with extra environment (for bootstrap and
+/// `pm serve`) and captured logs.
+pub async fn spawn_embedded_node_with(options: &NodeOptions) -> TestNode {
     let dir = tempfile::tempdir().expect("a temporary directory can be created");
     let genesis = PersonaKey::generate();
     let genesis_path = dir.path().join("genesis.key");
     pm::key_file::save_new(&genesis, &genesis_path).expect("the genesis key can be written");
-    bootstrap(&data_dir_of(&dir), &genesis_path, GENESIS_NICKNAME);
-    TestNode::start(dir, genesis).await
+    let output = pm()
+        .arg("bootstrap")
+        .arg("--genesis-key")
+        .arg(&genesis_path)
+        .args(["--nickname", GENESIS_NICKNAME, "--data-dir"])
+        .arg(data_dir_of(&dir))
+        .envs(options.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("pm bootstrap can be run");
+    assert!(output.status.success(), "pm bootstrap failed: {}", String::from_utf8_lossy(&output.stderr));
+    if let Some(path) = options.log("bootstrap") {
+        std::fs::write(path, &output.stderr).expect("the bootstrap log can be written");
+    }
+    let server = Server::start_role_logged("serve", &data_dir_of(&dir), &options.env, options.log("serve").as_deref());
+    let http = http_client();
+    server.wait_ready(&http).await;
+    TestNode::assemble(dir, genesis, server, http, Vec::new(), Vec::new(), None).await
 }
 
 pub fn data_dir_of(dir: &TempDir) -> PathBuf {
