@@ -56,7 +56,7 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
-    /// Run the writer role alone (queue consumer; /healthz and /readyz).
+    /// Run the writer role alone (queue consumer; /healthz, /readyz, /metrics).
     Writer {
         #[command(flatten)]
         server: ServerArgs,
@@ -245,6 +245,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve { server, listen } => {
             let settings = server_settings(&server, listen)?;
             crate::telemetry::init(&settings.log);
+            crate::telemetry::init_metrics()?;
             crate::serve::serve(settings).await
         }
         Command::Authorizer { server, listen } => role(&server, listen, crate::roles::authorizer).await,
@@ -322,6 +323,7 @@ where
 {
     let settings = server_settings(server, listen)?;
     crate::telemetry::init(&settings.log);
+    crate::telemetry::init_metrics()?;
     run(settings).await
 }
 
