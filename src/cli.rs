@@ -56,7 +56,7 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
-    /// Run the writer role alone (queue consumer; /healthz and /readyz).
+    /// Run the writer role alone (queue consumer; /healthz, /readyz, /metrics).
     Writer {
         #[command(flatten)]
         server: ServerArgs,
@@ -298,6 +298,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve { server, listen } => {
             let settings = server_settings(&server, listen)?;
             crate::telemetry::init(&settings.log, settings.log_format);
+            crate::telemetry::init_metrics()?;
             crate::serve::serve(settings).await
         }
         Command::Authorizer { server, listen } => role(&server, listen, crate::roles::authorizer).await,
@@ -397,6 +398,7 @@ where
 {
     let settings = server_settings(server, listen)?;
     crate::telemetry::init(&settings.log, settings.log_format);
+    crate::telemetry::init_metrics()?;
     run(settings).await
 }
 

@@ -2,7 +2,7 @@
 //! shapes of [`pm_http::authorizer_api`]: `POST /send_message {"envelope": …}`
 //! → `201` with the accepted envelope or the section 7 refusal with its
 //! status; the lookups `GET /persona`, `/messages`, `/objects` (answered by
-//! the reader); `GET /teleferic`, `/healthz` and `/readyz`.
+//! the reader); `GET /teleferic`, `/healthz`, `/readyz` and `/metrics`.
 
 use crate::Authorizer;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -43,6 +43,7 @@ pub fn serve(
             .route(TELEFERIC_PATH, web::get().to(teleferic))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .configure(pm_http::metrics::configure)
     })
     .disable_signals()
     .listen(listener)?
@@ -59,10 +60,15 @@ pub fn body_rejection(error: BodyError) -> Rejection {
 
 async fn send_message(state: web::Data<State>, request: HttpRequest, payload: web::Payload) -> HttpResponse {
     let result = async {
-        let body = read_body(&request, payload, &state.limits).await.map_err(body_rejection)?;
-        let request: SendMessageRequest = serde_json::from_slice(&body)
-            .map_err(|e| Rejection::malformed(format!("request is not {{\"envelope\": …}}: {e}")))?;
-        let envelope = Envelope::from_json_value(request.envelope).map_err(Rejection::malformed)?;
+        let envelope = async {
+            let body = read_body(&request, payload, &state.limits).await.map_err(body_rejection)?;
+            let request: SendMessageRequest = serde_json::from_slice(&body)
+                .map_err(|e| Rejection::malformed(format!("request is not {{\"envelope\": …}}: {e}")))?;
+            Envelope::from_json_value(request.envelope).map_err(Rejection::malformed)
+        }
+        .await
+        // `authorize` counts its own refusals; these never reach it.
+        .inspect_err(|rejection| crate::metrics::refused(rejection.code))?;
         state.authorizer.send_message(envelope).await
     }
     .await;

@@ -6,9 +6,10 @@
 //! are taken and the envelope queued as one step through [`Admission`]; the
 //! answer is a success only once the queue durably holds it. A refused
 //! envelope leaves nothing behind. It also holds the node key and issues
-//! signed timestamps ([`node`]).
+//! signed timestamps ([`node`]), and counts what it decides ([`metrics`]).
 
 pub mod http;
+pub mod metrics;
 pub mod node;
 pub mod pipeline;
 mod private;
@@ -50,6 +51,7 @@ pub struct Authorizer {
 
 impl Authorizer {
     pub fn new(node: NodeIdentity, settings: AuthorizerSettings, backends: AuthorizerBackends) -> Self {
+        metrics::register();
         Self { node, settings, backends, clock: Arc::new(Micros::now) }
     }
 
@@ -68,12 +70,21 @@ impl Authorizer {
     // raw text never reaches the log (it could forge lines or fill disks).
     #[tracing::instrument(skip_all, fields(kind = %envelope.message_type, hash, sender))]
     pub async fn authorize(&self, envelope: Envelope) -> Result<AcceptedEnvelope, Rejection> {
+        let (started, kind) = (std::time::Instant::now(), envelope.message_type);
         let now = (self.clock)();
-        let approved = pipeline::check(&envelope, now, &self.node, &self.settings, &self.backends).await?;
-        let accepted = pipeline::admit(envelope, approved, now, &self.node, &self.backends).await;
+        let accepted = match pipeline::check(&envelope, now, &self.node, &self.settings, &self.backends).await {
+            Ok(approved) => pipeline::admit(envelope, approved, now, &self.node, &self.backends).await,
+            Err(rejection) => Err(rejection),
+        };
         match &accepted {
-            Ok(_) => tracing::info!("envelope accepted"),
-            Err(rejection) => tracing::info!(code = %rejection.code, "envelope refused"),
+            Ok(_) => {
+                tracing::info!("envelope accepted");
+                metrics::accepted(kind, started.elapsed());
+            }
+            Err(rejection) => {
+                tracing::info!(code = %rejection.code, "envelope refused");
+                metrics::refused(rejection.code);
+            }
         }
         accepted
     }

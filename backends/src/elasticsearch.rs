@@ -188,6 +188,7 @@ impl ElasticIndex {
                 .and_then(|items| items.iter().find(|item| item["index"]["error"].is_object()))
                 .map(|item| item["index"]["error"].to_string())
                 .unwrap_or_else(|| response.to_string().chars().take(500).collect());
+            crate::metrics::error(crate::metrics::ELASTICSEARCH, "document_refused");
             return Err(BackendError::Unavailable(format!("elasticsearch bulk index refused a document: {failed}")));
         }
         Ok(())
@@ -444,6 +445,18 @@ impl std::fmt::Display for Refusal {
 }
 
 impl Refusal {
+    /// Counts a failure worth another attempt, by kind. Other refusals are
+    /// answers some callers expect (an index that already exists).
+    fn count(&self) {
+        let kind = match self.status {
+            None => "no_answer",
+            Some(429) => "overloaded",
+            Some(status) if status >= 500 => "server_error",
+            Some(_) => return,
+        };
+        crate::metrics::error(crate::metrics::ELASTICSEARCH, kind);
+    }
+
     async fn from_response(action: &'static str, response: Response) -> Self {
         let status = response.status_code();
         let text = response.text().await.unwrap_or_default();
@@ -481,13 +494,18 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<Response, elasticsearch::Error>>,
 {
+    let attempts = std::sync::atomic::AtomicU32::new(0);
     RETRY
         .retry(action, || async {
-            match attempt().await {
+            if attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0 {
+                crate::metrics::reconnect(crate::metrics::ELASTICSEARCH);
+            }
+            let outcome = match attempt().await {
                 Err(error) => Err(Refusal { action, status: None, kind: String::new(), reason: error.to_string() }),
                 Ok(response) if response.status_code().is_success() => read_success(action, response).await,
                 Ok(response) => Err(Refusal::from_response(action, response).await),
-            }
+            };
+            outcome.inspect_err(Refusal::count)
         })
         .await
 }

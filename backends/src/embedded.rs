@@ -79,10 +79,12 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, BackendError>
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
+    crate::metrics::error(crate::metrics::EMBEDDED, "storage");
     BackendError::Unavailable(e.to_string())
 }
 
 fn corrupt(e: impl std::fmt::Display) -> BackendError {
+    crate::metrics::error(crate::metrics::EMBEDDED, "corrupt");
     BackendError::Corrupt(e.to_string())
 }
 
@@ -454,11 +456,12 @@ impl RecordWriter for EmbeddedBackend {
     async fn write(&self, batch: &RecordBatch) -> Result<(), BackendError> {
         let keys = MessageKeys::of_batch(batch)?;
         let batch = batch.clone();
-        self.write_txn(Durability::Immediate, move |txn| {
+        // The index and the store are one transaction here: timed as the store.
+        let written = self.write_txn(Durability::Immediate, move |txn| {
             index_in(txn, &batch.personas, &keys)?;
             put_in(txn, &batch)
-        })
-        .await
+        });
+        crate::metrics::timed(crate::metrics::STORE_SECONDS, written).await
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
@@ -650,6 +653,11 @@ impl Queue for EmbeddedBackend {
 
     async fn ping(&self) -> Result<(), BackendError> {
         RecordStore::ping(self).await
+    }
+
+    async fn depth(&self) -> Result<Option<QueueDepth>, BackendError> {
+        let (queued, dead) = self.queue_depth().await?;
+        Ok(Some(QueueDepth { queued, dead }))
     }
 }
 

@@ -154,6 +154,16 @@ impl std::fmt::Display for Failure {
 }
 
 impl Failure {
+    /// Counts a failed attempt, by kind.
+    fn count(&self) {
+        let kind = match self {
+            Self::Unreachable(_) => "unreachable",
+            Self::Broken(_) => "broken_connection",
+            Self::Refused(_) => "refused",
+        };
+        crate::metrics::error(crate::metrics::HBASE, kind);
+    }
+
     fn into_backend(self) -> BackendError {
         match self {
             Self::Unreachable(m) | Self::Broken(m) | Self::Refused(m) => BackendError::Unavailable(m),
@@ -243,7 +253,10 @@ impl Inner {
 
     /// One attempt of `op`, on a pooled connection or on a new one.
     fn attempt<T>(&self, fresh: bool, op: &mut impl FnMut(&mut Connection) -> thrift::Result<T>) -> Result<T, Failure> {
-        let mut connection = if fresh { self.dial()? } else { self.checkout()? };
+        if fresh {
+            crate::metrics::reconnect(crate::metrics::HBASE);
+        }
+        let mut connection = if fresh { self.dial() } else { self.checkout() }.inspect_err(Failure::count)?;
         match op(&mut connection) {
             Ok(value) => {
                 self.checkin(connection);
@@ -251,6 +264,7 @@ impl Inner {
             }
             Err(error) => {
                 let (failure, reusable) = classify(error);
+                failure.count();
                 if reusable {
                     self.checkin(connection);
                 }

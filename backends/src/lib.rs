@@ -10,10 +10,12 @@
 //!   Thrift v1 gateway;
 //! - [`elasticsearch`] (`elasticsearch`): the search index of section 9.
 //!
-//! Backends retry through the one [`retry::RetryPolicy`]. Test helpers
+//! Backends retry through the one [`retry::RetryPolicy`] and count their
+//! failures, reconnects and retries ([`metrics`]). Test helpers
 //! (reachability of real servers, unique names, teardown) are behind the
 //! `testsuite` feature.
 
+pub mod metrics;
 pub mod resolver;
 pub mod retry;
 mod seams;

@@ -35,7 +35,7 @@
 
 use crate::retry::Backoff;
 use crate::settings::{QueueKind, RabbitMqSettings};
-use crate::{BackendError, Consumer, Delivery, Queue, QueuedMessage};
+use crate::{BackendError, Consumer, Delivery, Queue, QueueDepth, QueuedMessage};
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 use lapin::options::{
@@ -227,6 +227,7 @@ impl Shared {
                 return Ok(link.channel.clone());
             }
             tracing::warn!(url = %self.settings.redacted_url(), "rabbitmq publisher connection lost; reconnecting");
+            crate::metrics::connection_lost(crate::metrics::RABBITMQ);
             state.link = None;
         }
         if let Some(wait) = state.backoff.remaining() {
@@ -253,6 +254,7 @@ impl Shared {
                     retry_in_ms = wait.as_millis() as u64,
                     "cannot connect the rabbitmq publisher"
                 );
+                crate::metrics::error(crate::metrics::RABBITMQ, "connect");
                 state.last_error = error.clone();
                 Err(unavailable("cannot connect to rabbitmq", error))
             }
@@ -459,13 +461,14 @@ impl Queue for RabbitMqQueue {
         let channel = self.shared.publisher_channel(deadline).await?;
         let properties = message_properties(message);
         let published = publish_confirmed(&channel, &self.shared.topology.exchange, &message.payload, properties);
-        match timeout_at(deadline, published).await {
+        let outcome = match timeout_at(deadline, published).await {
             Ok(result) => result,
             Err(_) => Err(BackendError::Unconfirmed(format!(
                 "rabbitmq did not confirm the publish within {} ms",
                 budget.as_millis()
             ))),
-        }
+        };
+        outcome.inspect_err(|failure| crate::metrics::publish_failed(crate::metrics::RABBITMQ, failure))
     }
 
     async fn consume(&self) -> Result<Box<dyn Consumer>, BackendError> {
@@ -481,6 +484,10 @@ impl Queue for RabbitMqQueue {
 
     async fn ping(&self) -> Result<(), BackendError> {
         self.shared.publisher_channel(Instant::now() + self.shared.settings.publish_timeout()).await.map(drop)
+    }
+
+    async fn depth(&self) -> Result<Option<QueueDepth>, BackendError> {
+        self.shared.depth().await.map(Some)
     }
 }
 
@@ -525,6 +532,7 @@ impl RabbitMqConsumer {
     /// Drops the link; its unsettled deliveries go back to the queue.
     fn lose_link(&mut self, reason: &str) {
         if self.link.take().is_some() {
+            crate::metrics::connection_lost(crate::metrics::RABBITMQ);
             let wait = self.backoff.failed().unwrap_or_default();
             tracing::warn!(
                 %reason,
@@ -558,6 +566,7 @@ impl RabbitMqConsumer {
                         retry_in_ms = wait.as_millis() as u64,
                         "cannot reconnect the rabbitmq consumer"
                     );
+                    crate::metrics::error(crate::metrics::RABBITMQ, "connect");
                 }
             }
         }
@@ -753,6 +762,30 @@ impl Consumer for RabbitMqConsumer {
             self.pending.insert(tag, pending);
         }
         parked
+    }
+}
+
+impl Shared {
+    /// The messages ready in `writer_queue` and `writer_dead`, from passive
+    /// declares on the publisher's channel (the queues exist: connecting
+    /// declared them; were one deleted, the channel closes and the next
+    /// publish reconnects and declares it again).
+    async fn depth(self: &Arc<Self>) -> Result<QueueDepth, BackendError> {
+        let deadline = Instant::now() + self.settings.publish_timeout();
+        let channel = self.publisher_channel(deadline).await?;
+        let queued = ready_messages(&channel, &self.topology.queue, deadline).await?;
+        let dead = ready_messages(&channel, &self.topology.dead_queue, deadline).await?;
+        Ok(QueueDepth { queued, dead })
+    }
+}
+
+/// The messages ready in `queue`, from a passive declare.
+async fn ready_messages(channel: &Channel, queue: &str, deadline: Instant) -> Result<u64, BackendError> {
+    let passive = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
+    match timeout_at(deadline, channel.queue_declare(queue, passive, FieldTable::default())).await {
+        Ok(Ok(queue)) => Ok(u64::from(queue.message_count())),
+        Ok(Err(error)) => Err(unavailable("rabbitmq queue depth", error)),
+        Err(_) => Err(BackendError::Unavailable("rabbitmq did not tell the queue depth in time".into())),
     }
 }
 

@@ -81,6 +81,7 @@ pub struct Resolver {
 impl Resolver {
     /// `data_dir` holds the embedded database file (`ledger.redb`).
     pub fn new(settings: BackendSettings, data_dir: &Path) -> Self {
+        crate::metrics::register();
         Self {
             settings,
             data_dir: data_dir.to_owned(),
@@ -209,6 +210,7 @@ impl Resolver {
 
     #[cfg(feature = "embedded")]
     async fn embedded(&self) -> Result<Arc<crate::embedded::EmbeddedBackend>, ResolveError> {
+        crate::metrics::uses(crate::metrics::EMBEDDED);
         let backend = self
             .embedded
             .get_or_try_init(|| async {
@@ -224,6 +226,7 @@ impl Resolver {
 
     #[cfg(feature = "hbase")]
     async fn hbase(&self) -> Result<Arc<crate::hbase::HBaseStore>, ResolveError> {
+        crate::metrics::uses(crate::metrics::HBASE);
         let store = self
             .hbase
             .get_or_try_init(|| async {
@@ -238,6 +241,7 @@ impl Resolver {
 
     #[cfg(feature = "elasticsearch")]
     async fn elasticsearch(&self) -> Result<Arc<crate::elasticsearch::ElasticIndex>, ResolveError> {
+        crate::metrics::uses(crate::metrics::ELASTICSEARCH);
         let index = self
             .elasticsearch
             .get_or_try_init(|| async {
@@ -254,6 +258,7 @@ impl Resolver {
 
     #[cfg(feature = "rabbitmq")]
     async fn rabbitmq(&self) -> Result<Arc<crate::rabbitmq::RabbitMqQueue>, ResolveError> {
+        crate::metrics::uses(crate::metrics::RABBITMQ);
         let queue = self
             .rabbitmq
             .get_or_try_init(|| async {

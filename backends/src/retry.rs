@@ -86,6 +86,7 @@ impl RetryPolicy {
 
 fn log_retry(what: &str, backoff: &Backoff, error: &dyn Display, wait: Duration) {
     tracing::warn!(what, attempt = backoff.failures(), %error, retry_in_ms = wait.as_millis() as u64, "retrying");
+    crate::metrics::retry(what);
 }
 
 /// Where a sequence of attempts stands.

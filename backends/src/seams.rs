@@ -93,8 +93,8 @@ pub struct IndexThenStore {
 #[async_trait]
 impl RecordWriter for IndexThenStore {
     async fn write(&self, batch: &RecordBatch) -> Result<(), BackendError> {
-        self.index.index(batch).await?;
-        self.store.put(batch).await
+        crate::metrics::timed(crate::metrics::INDEX_SECONDS, self.index.index(batch)).await?;
+        crate::metrics::timed(crate::metrics::STORE_SECONDS, self.store.put(batch)).await
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
@@ -173,6 +173,21 @@ pub trait Queue: Send + Sync {
     async fn publish(&self, message: &QueuedMessage) -> Result<(), BackendError>;
     async fn consume(&self) -> Result<Box<dyn Consumer>, BackendError>;
     async fn ping(&self) -> Result<(), BackendError>;
+    /// How many messages the queue holds, for metrics; `None` where the
+    /// backend cannot tell.
+    async fn depth(&self) -> Result<Option<QueueDepth>, BackendError> {
+        Ok(None)
+    }
+}
+
+/// What a queue holds (see [`Queue::depth`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Waiting to be written: RabbitMQ counts those ready, not those handed
+    /// out and unsettled; the embedded queue counts every unsettled one.
+    pub queued: u64,
+    /// Parked for good in the dead-letter queue.
+    pub dead: u64,
 }
 
 /// One subscription. Unsettled deliveries come back after a restart.

@@ -7,11 +7,14 @@
 //!   apart);
 //! - [`body`]: the one way a request body is read, bounded in size and in
 //!   time;
-//! - [`responses`]: refusals as HTTP answers, and the health endpoints.
+//! - [`responses`]: refusals as HTTP answers, and the health endpoints;
+//! - [`metrics`]: `GET /metrics` in the Prometheus text format, which every
+//!   role's server mounts.
 
 pub mod authorizer_api;
 pub mod body;
 mod client;
+pub mod metrics;
 pub mod reader_api;
 pub mod responses;
 mod settings;

@@ -1,7 +1,7 @@
 //! The reader's internal API (PROTOCOL.md section 10): JSON-RPC 2.0 on
 //! `POST /`, its calls read and answered by [`pm_http::reader_api::ReaderCall`],
-//! bodies read within the same limits as every role's. Also `GET /healthz`
-//! and `/readyz`.
+//! bodies read within the same limits as every role's. Also `GET /healthz`,
+//! `/readyz` and `/metrics`.
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use pm_http::body::{read_body, BodyLimits};
@@ -31,6 +31,7 @@ pub fn serve(
             .route("/", web::post().to(rpc))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .configure(pm_http::metrics::configure)
     })
     .disable_signals()
     .listen(listener)?

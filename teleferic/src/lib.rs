@@ -8,12 +8,14 @@
 //! the `persona` query's one-argument rule and the request size limit
 //! (section 5: 4 MiB by default, answered with HTTP 413 and a
 //! `PAYLOAD_TOO_LARGE` GraphQL error). It binds nothing itself: [`Gateway::run`]
-//! serves on a listener the caller bound, so tests bind port 0.
+//! serves on a listener the caller bound, so tests bind port 0. It counts
+//! the envelopes it refuses itself ([`metrics`]).
 
 mod errors;
 mod explorer;
 mod http;
 mod limits;
+pub mod metrics;
 mod scalars;
 mod schema;
 
@@ -46,6 +48,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(authorizer: Arc<dyn AuthorizerApi>, reader: Arc<dyn ReaderApi>, settings: GatewaySettings) -> Self {
+        metrics::register();
         let services = schema::Services { authorizer, reader };
         let state = http::GatewayState { schema: schema::build_schema(services.clone()), services, settings };
         Self { state: web::Data::new(state) }
@@ -57,7 +60,7 @@ impl Gateway {
     }
 
     /// Mounts the gateway's routes (`/teleferic` and `/teleferic/`,
-    /// `/healthz`, `/readyz`, and the explorer page at `/`) on an
+    /// `/healthz`, `/readyz`, `/metrics`, and the explorer page at `/`) on an
     /// actix-web app, for a caller that builds its own `App`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         // The original clients post to `/teleferic/`, with the slash (section 10).
@@ -69,6 +72,7 @@ impl Gateway {
             )
             .route("/healthz", web::get().to(pm_http::responses::healthz))
             .route("/readyz", web::get().to(http::readyz))
+            .configure(pm_http::metrics::configure)
             .configure(explorer::configure);
     }
 

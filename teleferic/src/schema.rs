@@ -586,7 +586,8 @@ impl Mutation {
     /// Returns the accepted envelope once it is queued.
     async fn send_message(&self, ctx: &Context<'_>, envelope: MessageEnvelopeInput) -> Option<MessageEnvelope> {
         let sent = async {
-            let envelope = Envelope::try_from(envelope)?;
+            // Refusals from here on are the authorizer's to count.
+            let envelope = Envelope::try_from(envelope).inspect_err(|r| crate::metrics::refused(r.code))?;
             match services(ctx).authorizer.send_message(envelope).await {
                 Ok(accepted) => {
                     // Accepted: the hash is a checked value now, safe to log.

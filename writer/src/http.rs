@@ -1,5 +1,6 @@
 //! The writer's HTTP endpoints: it has no API, only `GET /healthz` (the
-//! process is up) and `GET /readyz` (store, index and queue answer).
+//! process is up), `GET /readyz` (store, index and queue answer) and
+//! `GET /metrics`.
 
 use crate::Writer;
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -12,6 +13,7 @@ pub fn serve_health(writer: Writer, listener: std::net::TcpListener) -> std::io:
             .app_data(state.clone())
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .configure(pm_http::metrics::configure)
     })
     .disable_signals()
     .listen(listener)?

@@ -26,10 +26,12 @@
 //!   writes in flight are dropped at once: the broker hands those
 //!   deliveries out again anyway.
 //!
-//! It also writes the personas `pm bootstrap` creates ([`bootstrap`]).
+//! It also writes the personas `pm bootstrap` creates ([`bootstrap`]), and
+//! records batch sizes, outcomes, lag and queue depth ([`metrics`]).
 
 pub mod bootstrap;
 pub mod http;
+pub mod metrics;
 mod plan;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -37,10 +39,11 @@ use pm_backends::retry::RetryPolicy;
 use pm_backends::{BackendError, Consumer, Delivery, Queue, RecordBatch, RecordStore, RecordWriter};
 use pm_models::keys::VerifyingKey;
 use pm_models::receipt;
+use pm_models::time::Micros;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use plan::{plan, plan_batch, WritePlan};
 
@@ -62,11 +65,20 @@ pub struct WriterSettings {
     /// A delivery handed out more often than this without being written is
     /// dead-lettered with the reason, rather than tried for ever.
     pub max_deliveries: u32,
+    /// How often the depth of the queue is sampled for `/metrics`.
+    pub depth_interval_ms: u64,
 }
 
 impl Default for WriterSettings {
     fn default() -> Self {
-        Self { initial_backoff_ms: 100, max_backoff_ms: 5_000, batch_size: 256, concurrency: 4, max_deliveries: 10 }
+        Self {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 5_000,
+            batch_size: 256,
+            concurrency: 4,
+            max_deliveries: 10,
+            depth_interval_ms: 5_000,
+        }
     }
 }
 
@@ -116,6 +128,7 @@ impl Writer {
         node: VerifyingKey,
         settings: WriterSettings,
     ) -> Self {
+        metrics::register();
         Self { store, records, queue, node, settings }
     }
 
@@ -127,8 +140,33 @@ impl Writer {
     }
 
     /// Consumes until `shutdown` resolves, then settles what is in flight and
-    /// returns. A lost subscription is taken up again with backoff.
+    /// returns. A lost subscription is taken up again with backoff. The
+    /// queue's depth is sampled meanwhile.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        tokio::select! {
+            () = self.consume_until(shutdown) => {}
+            never = self.sample_queue_depth() => match never {},
+        }
+    }
+
+    /// Sets the queue depth gauges every `depth_interval_ms`, for as long
+    /// as [`Writer::run`] polls it; a queue that cannot tell is not asked
+    /// again, a failed sample is only logged (the next one may succeed).
+    async fn sample_queue_depth(&self) -> std::convert::Infallible {
+        let period = Duration::from_millis(self.settings.depth_interval_ms.max(100));
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match self.queue.depth().await {
+                Ok(Some(depth)) => metrics::queue_depth(depth),
+                Ok(None) => return std::future::pending().await,
+                Err(error) => tracing::debug!(%error, "cannot sample the queue depth"),
+            }
+        }
+    }
+
+    async fn consume_until(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut backoff = self.settings.retry().backoff();
         loop {
@@ -190,6 +228,7 @@ impl Writer {
     /// Checks the receipts of a batch and writes what they prove accepted.
     #[tracing::instrument(skip_all, fields(deliveries = batch.len()))]
     async fn write_batch(&self, batch: Vec<Delivery>) -> Settlement {
+        metrics::batch_taken(batch.len());
         let mut settlement = Settlement::default();
         let mut accepted = Vec::with_capacity(batch.len());
         for delivery in batch {
@@ -216,6 +255,7 @@ impl Writer {
             return;
         }
         let messages: Vec<_> = deliveries.iter().map(|d| &d.message).collect();
+        let started = Instant::now();
         let written = self
             .settings
             .retry()
@@ -230,11 +270,16 @@ impl Writer {
                 Ok::<_, BackendError>(plans)
             })
             .await;
+        metrics::batch_written(started.elapsed());
         match written {
             Ok(plans) => {
+                let now = Micros::now();
                 for (delivery, plan) in deliveries.iter().zip(plans) {
                     match plan {
-                        Ok(_) => settlement.written.push(delivery.tag),
+                        Ok(_) => {
+                            metrics::written_after_acceptance(delivery.message.accepted_at, now);
+                            settlement.written.push(delivery.tag);
+                        }
                         Err(reason) => settlement.unwritable.push((delivery.tag, reason)),
                     }
                 }
@@ -251,6 +296,8 @@ impl Writer {
 }
 
 async fn settle(consumer: &mut dyn Consumer, settlement: Settlement) {
+    metrics::settled(metrics::WRITTEN, settlement.written.len());
+    metrics::settled(metrics::DEAD_LETTERED, settlement.unwritable.len());
     if !settlement.written.is_empty() {
         if let Err(error) = consumer.ack(&settlement.written).await {
             // The deliveries stay unsettled and come back; writes are idempotent.
