@@ -11,6 +11,7 @@
 pub mod http;
 pub mod metrics;
 pub mod node;
+mod personas;
 pub mod pipeline;
 mod private;
 mod public;
@@ -50,8 +51,10 @@ pub struct Authorizer {
 }
 
 impl Authorizer {
-    pub fn new(node: NodeIdentity, settings: AuthorizerSettings, backends: AuthorizerBackends) -> Self {
+    pub fn new(node: NodeIdentity, settings: AuthorizerSettings, mut backends: AuthorizerBackends) -> Self {
         metrics::register();
+        // Senders and ACL readers are looked up once (personas never change).
+        backends.store = Arc::new(personas::KnownPersonas::new(backends.store));
         Self { node, settings, backends, clock: Arc::new(Micros::now) }
     }
 

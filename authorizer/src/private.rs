@@ -15,15 +15,14 @@ pub async fn check_acl(readers: &[Address], backends: &AuthorizerBackends) -> Re
     if readers.is_empty() {
         return Err(Rejection::malformed("ACL must name at least one reader for a private message"));
     }
-    for reader in readers {
-        if backends.store.persona(reader).await.map_err(unavailable)?.is_none() {
-            return Err(Rejection::new(
-                RejectionCode::UnknownAclReader,
-                format!("ACL reader {reader} is not a registered persona"),
-            ));
-        }
+    let found = backends.store.personas(readers).await.map_err(unavailable)?;
+    match readers.iter().zip(&found).find(|(_, persona)| persona.is_none()) {
+        Some((reader, _)) => Err(Rejection::new(
+            RejectionCode::UnknownAclReader,
+            format!("ACL reader {reader} is not a registered persona"),
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 pub fn check_objects(envelope: &Envelope, sender_key: &VerifyingKey, node: &NodeIdentity) -> Result<(), Rejection> {
