@@ -55,17 +55,20 @@ pub(crate) fn error(backend: &'static str, kind: &'static str) {
     ::metrics::counter!(ERRORS, "backend" => backend, "kind" => kind).increment(1);
 }
 
+#[cfg_attr(not(any(feature = "rabbitmq", feature = "hbase", feature = "elasticsearch")), allow(dead_code))]
 pub(crate) fn reconnect(backend: &'static str) {
     ::metrics::counter!(RECONNECTS, "backend" => backend).increment(1);
 }
 
 /// A connection that was working is gone: an error, and a reconnect to come.
+#[cfg_attr(not(feature = "rabbitmq"), allow(dead_code))]
 pub(crate) fn connection_lost(backend: &'static str) {
     error(backend, "connection_lost");
     reconnect(backend);
 }
 
 /// A publish the broker refused or did not confirm.
+#[cfg_attr(not(feature = "rabbitmq"), allow(dead_code))]
 pub(crate) fn publish_failed(backend: &'static str, failure: &BackendError) {
     error(
         backend,
