@@ -145,15 +145,7 @@ mod tests {
         let backend = EmbeddedBackend::open(&dir.path().join("ledger.redb")).unwrap();
         let (node, alice) = (PersonaKey::from_seed([1; 32]), PersonaKey::from_seed([2; 32]));
         let personas = [(&node, "Teleferic"), (&alice, "alice")]
-            .map(|(key, nickname)| PersonaRecord {
-                address: key.address().to_string(),
-                pubkey: key.public().as_str().to_owned(),
-                nickname: nickname.into(),
-                created_at: Micros(1).to_rfc3339(),
-                registration_hash: None,
-                invite_hash: None,
-                inviter: None,
-            })
+            .map(|(key, nickname)| PersonaRecord::without_registration(key.public(), nickname, Micros(1)))
             .to_vec();
         RecordWriter::write(&backend, &RecordBatch { personas, messages: vec![] }).await.unwrap();
         let backends = AuthorizerBackends {

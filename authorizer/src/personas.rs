@@ -86,15 +86,7 @@ mod tests {
     use pm_models::time::Micros;
 
     fn persona(key: &PersonaKey, nickname: &str) -> PersonaRecord {
-        PersonaRecord {
-            address: key.address().to_string(),
-            pubkey: key.public().as_str().to_owned(),
-            nickname: nickname.into(),
-            created_at: Micros(1).to_rfc3339(),
-            registration_hash: None,
-            invite_hash: None,
-            inviter: None,
-        }
+        PersonaRecord::without_registration(key.public(), nickname, Micros(1))
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ use crate::content::{BodyMap, MessageContent, Registration, BODY_REGISTRATION};
 use crate::envelope::{AclRule, Envelope, ObjectEntry};
 use crate::message_type::MessageType;
 use crate::time::Micros;
+use crate::PublicKeyPem;
 use serde::{Deserialize, Serialize};
 
 /// A row of table `persona`.
@@ -39,6 +40,21 @@ impl PersonaRecord {
             registration_hash: Some(registration_hash.to_owned()),
             invite_hash: Some(registration.invite_msg_id.clone()),
             inviter,
+        }
+    }
+
+    /// A persona stored without a registration message, as `pm bootstrap`
+    /// stores the node and the genesis persona: its key and nickname, at
+    /// `created_at`.
+    pub fn without_registration(pubkey: &PublicKeyPem, nickname: &str, created_at: Micros) -> Self {
+        Self {
+            address: pubkey.address().to_string(),
+            pubkey: pubkey.as_str().to_owned(),
+            nickname: nickname.to_owned(),
+            created_at: created_at.to_rfc3339(),
+            registration_hash: None,
+            invite_hash: None,
+            inviter: None,
         }
     }
 }

@@ -127,16 +127,7 @@ mod tests {
     use pm_models::RejectionCode;
 
     fn persona(seed: u8, nickname: &str) -> PersonaRecord {
-        let key = PersonaKey::from_seed([seed; 32]);
-        PersonaRecord {
-            address: key.address().to_string(),
-            pubkey: key.public().as_str().to_owned(),
-            nickname: nickname.into(),
-            created_at: Micros(1).to_rfc3339(),
-            registration_hash: None,
-            invite_hash: None,
-            inviter: None,
-        }
+        PersonaRecord::without_registration(PersonaKey::from_seed([seed; 32]).public(), nickname, Micros(1))
     }
 
     fn message(label: &str, sender: &PersonaRecord, micros: i64) -> MessageRecord {

@@ -57,15 +57,7 @@ pub async fn ensure_persona(
             return Err(BootstrapError::Claimed { claim: key.row_key(), holder });
         }
     }
-    let record = PersonaRecord {
-        address: address.to_string(),
-        pubkey: key.as_str().to_owned(),
-        nickname: nickname.to_owned(),
-        created_at: now.to_rfc3339(),
-        registration_hash: None,
-        invite_hash: None,
-        inviter: None,
-    };
+    let record = PersonaRecord::without_registration(key, nickname, now);
     // Indexed, then stored: the store write makes it readable (as the writer does).
     let batch = RecordBatch { personas: vec![record.clone()], messages: vec![] };
     index.index(&batch).await?;

@@ -451,15 +451,7 @@ mod tests {
         let memory = Arc::new(Memory::default());
         memory.personas.lock().unwrap().insert(
             sender.address().to_string(),
-            PersonaRecord {
-                address: sender.address().to_string(),
-                pubkey: sender.public().as_str().to_owned(),
-                nickname: "sender".into(),
-                created_at: Micros(1).to_rfc3339(),
-                registration_hash: None,
-                invite_hash: None,
-                inviter: None,
-            },
+            PersonaRecord::without_registration(sender.public(), "sender", Micros(1)),
         );
         let queue = Arc::new(Recorder::default());
         let settings = WriterSettings { initial_backoff_ms: 100, max_backoff_ms: 300, ..Default::default() };
