@@ -8,7 +8,7 @@ use crate::Authorizer;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use pm_http::authorizer_api::{AcceptedWire, SendMessageRequest, TelefericWire, SEND_MESSAGE_PATH, TELEFERIC_PATH};
 use pm_http::body::{read_body, BodyError, BodyLimits};
-use pm_http::responses::{healthz, readiness, rejection_response};
+use pm_http::responses::{probes, readiness, rejection_response};
 use pm_models::api::{
     parse_address, parse_day, parse_hash, parse_message_hash, parse_public_key, AuthorizerApi, MessageQuery,
     PageRequest, PersonaQuery, ReaderApi,
@@ -41,9 +41,7 @@ pub fn serve(
             .route("/messages", web::get().to(messages))
             .route("/objects", web::get().to(objects))
             .route(TELEFERIC_PATH, web::get().to(teleferic))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .configure(pm_http::metrics::configure)
+            .configure(probes(readyz))
     })
     .disable_signals()
     .listen(listener)?

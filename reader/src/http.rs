@@ -8,7 +8,7 @@ use pm_http::body::{read_body, BodyLimits};
 use pm_http::reader_api::{
     rejection_error, rpc_error, rpc_result, CallError, ReaderCall, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
 };
-use pm_http::responses::{healthz, readiness};
+use pm_http::responses::{probes, readiness};
 use pm_models::api::ReaderApi;
 use pm_models::RejectionCode;
 use serde_json::Value;
@@ -26,12 +26,7 @@ pub fn serve(
 ) -> std::io::Result<actix_web::dev::Server> {
     let state = web::Data::new(State { reader, limits });
     Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .route("/", web::post().to(rpc))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .configure(pm_http::metrics::configure)
+        App::new().app_data(state.clone()).route("/", web::post().to(rpc)).configure(probes(readyz))
     })
     .disable_signals()
     .listen(listener)?

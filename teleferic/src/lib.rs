@@ -70,9 +70,7 @@ impl Gateway {
                     .route(web::get().to(http::graphql_get))
                     .route(web::post().to(http::graphql_post)),
             )
-            .route("/healthz", web::get().to(pm_http::responses::healthz))
-            .route("/readyz", web::get().to(http::readyz))
-            .configure(pm_http::metrics::configure)
+            .configure(pm_http::responses::probes(http::readyz))
             .configure(explorer::configure);
     }
 

@@ -4,20 +4,14 @@
 
 use crate::Writer;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use pm_http::responses::{healthz, readiness};
+use pm_http::responses::{probes, readiness};
 
 pub fn serve_health(writer: Writer, listener: std::net::TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let state = web::Data::new(writer);
-    Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .configure(pm_http::metrics::configure)
-    })
-    .disable_signals()
-    .listen(listener)?
-    .run())
+    Ok(HttpServer::new(move || App::new().app_data(state.clone()).configure(probes(readyz)))
+        .disable_signals()
+        .listen(listener)?
+        .run())
 }
 
 async fn readyz(writer: web::Data<Writer>) -> HttpResponse {
