@@ -39,10 +39,12 @@ pub async fn check(
     span.record("hash", hash.as_str());
     span.record("sender", shape.sender.as_str());
 
-    // (2) duplicate
-    let claimed = backends.claims.holder(&ClaimKey::Message(hash.clone())).await.map_err(unavailable)?;
-    if claimed.is_some() || backends.store.message(hash).await.map_err(unavailable)?.is_some() {
-        return Err(conflict_rejection(&ClaimKey::Message(hash.clone())));
+    // (2) duplicate: the message's claim and its stored row, asked at once
+    let claim = ClaimKey::Message(hash.clone());
+    let (claimed, stored) =
+        tokio::try_join!(backends.claims.holder(&claim), backends.store.message(hash)).map_err(unavailable)?;
+    if claimed.is_some() || stored.is_some() {
+        return Err(conflict_rejection(&claim));
     }
 
     // (3) sender resolution

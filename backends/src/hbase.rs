@@ -32,12 +32,18 @@
 //!   connection breaks is retried once on a freshly dialled connection, so a
 //!   gateway restart costs at most the calls in flight. All calls run on the
 //!   blocking thread pool with connect, read and write timeouts.
+//! - **Shared round trips.** Lookups by key (personas, messages, claim
+//!   holders) and the outbox's pending rows made by concurrent callers are
+//!   gathered into one `getRows` or `mutateRows` ([`crate::coalesce`]): a
+//!   busy authorizer or reader makes a few calls for many requests, not one
+//!   each. Claims stay one `checkAndPut` each.
 //!
 //! A claim retried after its connection broke mid-call cannot tell its own
 //! applied put from the same message's concurrent claim; it counts a key held
 //! by the same message hash as its own (at worst the same envelope is queued
 //! twice, which the writer stores once).
 
+use crate::coalesce::{BatchLimits, Coalescer};
 use crate::retry::{RetryPolicy, Retryable};
 use crate::settings::HBaseSettings;
 use crate::{
@@ -79,6 +85,9 @@ const CLAIM: &str = "claim";
 const CLAIM_BY: &str = "claim:by";
 /// The column of a pending admission's row (`pending:…` in table `claim`).
 const CLAIM_PENDING: &str = "claim:pending";
+/// Batches of gathered lookups and pending-row writes: two at once of each
+/// kind, of at most 256 rows (a pending row is about one envelope).
+const GATHERED: BatchLimits = BatchLimits { in_flight: 2, max_items: 256 };
 
 type Client = HbaseSyncClient<
     TBinaryInputProtocol<TBufferedReadTransport<TcpStream>>,
@@ -298,6 +307,22 @@ impl Inner {
             .map(|(row, cells)| {
                 let mutations = cells.into_iter().map(|(column, value)| put(column.into_bytes(), value)).collect();
                 BatchMutation::new(row.into_bytes(), Some(mutations))
+            })
+            .collect();
+        self.call("mutateRows", |c| c.client.mutate_rows(table.to_vec(), batches.clone(), BTreeMap::new()))
+    }
+
+    /// Deletes `column` (every version) from each of `rows` of `table` in
+    /// one `mutateRows`.
+    fn delete_column(&self, table: &[u8], column: &str, rows: Vec<String>) -> Result<(), BackendError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batches: Vec<BatchMutation> = rows
+            .into_iter()
+            .map(|row| {
+                let delete = Mutation::new(true, column.as_bytes().to_vec(), None, true);
+                BatchMutation::new(row.into_bytes(), Some(vec![delete]))
             })
             .collect();
         self.call("mutateRows", |c| c.client.mutate_rows(table.to_vec(), batches.clone(), BTreeMap::new()))
@@ -621,6 +646,71 @@ fn message_from(cells: &Cells) -> Result<MessageRecord, BackendError> {
 #[derive(Clone)]
 pub struct HBaseStore {
     inner: Arc<Inner>,
+    gathered: Arc<Gathered>,
+}
+
+/// The calls concurrent callers share (module doc). The batching tasks
+/// hold the pool, not the store, so they end when the last clone is dropped.
+struct Gathered {
+    personas: Coalescer<String, Option<Cells>>,
+    messages: Coalescer<String, Option<Cells>>,
+    /// `claim:by` of claim rows, when not empty.
+    holders: Coalescer<String, Option<Vec<u8>>>,
+    put_pending: Coalescer<(String, RowCells), ()>,
+    remove_pending: Coalescer<String, ()>,
+}
+
+impl Gathered {
+    fn spawn(inner: &Arc<Inner>) -> Self {
+        fn get_rows(inner: &Arc<Inner>, table: fn(&Tables) -> &Vec<u8>) -> Coalescer<String, Option<Cells>> {
+            let inner = inner.clone();
+            Coalescer::spawn(GATHERED, move |rows: Vec<String>| {
+                blocking(inner.clone(), move |inner| inner.get_rows(table(&inner.tables), &rows))
+            })
+        }
+        let (holders_inner, put_inner, remove_inner) = (inner.clone(), inner.clone(), inner.clone());
+        Self {
+            personas: get_rows(inner, |t| &t.persona),
+            messages: get_rows(inner, |t| &t.message),
+            holders: Coalescer::spawn(GATHERED, move |rows: Vec<String>| {
+                blocking(holders_inner.clone(), move |inner| {
+                    let found = inner.get_rows(&inner.tables.claim, &rows)?;
+                    Ok(found
+                        .into_iter()
+                        .map(|cells| {
+                            cells.and_then(|c| c.bytes(CLAIM_BY).map(<[u8]>::to_vec)).filter(|v| !v.is_empty())
+                        })
+                        .collect())
+                })
+            }),
+            put_pending: Coalescer::spawn(GATHERED, move |rows: Vec<(String, RowCells)>| {
+                let count = rows.len();
+                blocking(put_inner.clone(), move |inner| {
+                    inner.put_rows(&inner.tables.claim, rows).map(|()| vec![(); count])
+                })
+            }),
+            remove_pending: Coalescer::spawn(GATHERED, move |rows: Vec<String>| {
+                let count = rows.len();
+                blocking(remove_inner.clone(), move |inner| {
+                    inner.delete_column(&inner.tables.claim, CLAIM_PENDING, rows).map(|()| vec![(); count])
+                })
+            }),
+        }
+    }
+}
+
+/// Runs blocking Thrift work on the blocking pool, at most `pool_size` at once.
+async fn blocking<T: Send + 'static>(
+    inner: Arc<Inner>,
+    work: impl FnOnce(&Inner) -> Result<T, BackendError> + Send + 'static,
+) -> Result<T, BackendError> {
+    let permit = inner.permits.clone().acquire_owned().await.expect("the permit semaphore is never closed");
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work(&inner)
+    })
+    .await
+    .map_err(|e| BackendError::Unavailable(format!("hbase call did not complete: {e}")))?
 }
 
 impl std::fmt::Debug for HBaseStore {
@@ -639,7 +729,8 @@ impl HBaseStore {
             claim: format!("{prefix}{CLAIM}").into_bytes(),
         };
         let permits = Arc::new(Semaphore::new(settings.pool_size.max(1) as usize));
-        let store = Self { inner: Arc::new(Inner { settings, tables, idle: Mutex::new(Vec::new()), permits }) };
+        let inner = Arc::new(Inner { settings, tables, idle: Mutex::new(Vec::new()), permits });
+        let store = Self { gathered: Arc::new(Gathered::spawn(&inner)), inner };
         RecordStore::ping(&store).await?;
         Ok(store)
     }
@@ -658,19 +749,11 @@ impl HBaseStore {
         self.blocking(|inner| inner.drop_tables()).await
     }
 
-    /// Runs blocking Thrift work on the blocking pool, at most `pool_size` at once.
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Inner) -> Result<T, BackendError> + Send + 'static,
     ) -> Result<T, BackendError> {
-        let permit = self.inner.permits.clone().acquire_owned().await.expect("the permit semaphore is never closed");
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work(&inner)
-        })
-        .await
-        .map_err(|e| BackendError::Unavailable(format!("hbase call did not complete: {e}")))?
+        blocking(self.inner.clone(), work).await
     }
 }
 
@@ -688,21 +771,13 @@ impl RecordStore for HBaseStore {
     }
 
     async fn personas(&self, addresses: &[Address]) -> Result<Vec<Option<PersonaRecord>>, BackendError> {
-        let rows: Vec<String> = addresses.iter().map(Address::to_string).collect();
-        self.blocking(move |inner| {
-            let found = inner.get_rows(&inner.tables.persona, &rows)?;
-            found.iter().map(|cells| cells.as_ref().map(persona_from).transpose()).collect()
-        })
-        .await
+        let found = self.gathered.personas.call(addresses.iter().map(Address::to_string).collect()).await?;
+        found.iter().map(|cells| cells.as_ref().map(persona_from).transpose()).collect()
     }
 
     async fn messages(&self, hashes: &[MessageHash]) -> Result<Vec<Option<MessageRecord>>, BackendError> {
-        let rows: Vec<String> = hashes.iter().map(MessageHash::to_string).collect();
-        self.blocking(move |inner| {
-            let found = inner.get_rows(&inner.tables.message, &rows)?;
-            found.iter().map(|cells| cells.as_ref().map(message_from).transpose()).collect()
-        })
-        .await
+        let found = self.gathered.messages.call(hashes.iter().map(MessageHash::to_string).collect()).await?;
+        found.iter().map(|cells| cells.as_ref().map(message_from).transpose()).collect()
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
@@ -732,18 +807,12 @@ impl ClaimStore for HBaseStore {
     }
 
     async fn put_pending(&self, pending: &PendingAdmission) -> Result<(), BackendError> {
-        let rows = vec![(pending.row_key(), vec![(CLAIM_PENDING.to_owned(), pending.to_bytes())])];
-        self.blocking(move |inner| inner.put_rows(&inner.tables.claim, rows)).await
+        let row = (pending.row_key(), vec![(CLAIM_PENDING.to_owned(), pending.to_bytes())]);
+        self.gathered.put_pending.call(vec![row]).await.map(drop)
     }
 
     async fn remove_pending(&self, pending: &PendingAdmission) -> Result<(), BackendError> {
-        let row = pending.row_key().into_bytes();
-        self.blocking(move |inner| {
-            inner.call("deleteAllRow", |c| {
-                c.client.delete_all_row(inner.tables.claim.clone(), row.clone(), BTreeMap::new())
-            })
-        })
-        .await
+        self.gathered.remove_pending.call(vec![pending.row_key()]).await.map(drop)
     }
 
     async fn pending_before(&self, before: Micros, limit: usize) -> Result<Vec<PendingAdmission>, BackendError> {
@@ -752,16 +821,11 @@ impl ClaimStore for HBaseStore {
 
     async fn holder(&self, key: &ClaimKey) -> Result<Option<String>, BackendError> {
         let row = key.row_key();
-        self.blocking(move |inner| {
-            inner
-                .claim_holder(&row)?
-                .map(|bytes| {
-                    String::from_utf8(bytes).map_err(|_| {
-                        BackendError::Corrupt(format!("claim row {row:?} holds a claim:by that is not UTF-8"))
-                    })
-                })
-                .transpose()
+        let held = self.gathered.holders.call(vec![row.clone()]).await?.pop().flatten();
+        held.map(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|_| BackendError::Corrupt(format!("claim row {row:?} holds a claim:by that is not UTF-8")))
         })
-        .await
+        .transpose()
     }
 }

@@ -15,6 +15,7 @@
 //! (reachability of real servers, unique names, teardown) are behind the
 //! `testsuite` feature.
 
+pub mod coalesce;
 pub mod metrics;
 pub mod resolver;
 pub mod retry;

@@ -12,10 +12,13 @@ use hbase_thrift::hbase::{HbaseSyncClient, Mutation, THbaseSyncClient};
 use pm_backends::hbase::HBaseStore;
 use pm_backends::settings::HBaseSettings;
 use pm_backends::testsuite::{self, require, unique_prefix};
-use pm_backends::{BackendError, ClaimKey, ClaimOutcome, ClaimStore, RecordBatch, RecordStore};
+use pm_backends::{
+    BackendError, ClaimKey, ClaimOutcome, ClaimStore, PendingAdmission, QueuedMessage, RecordBatch, RecordStore,
+};
 use pm_models::envelope::{AclRule, Container, ObjectEntry};
 use pm_models::keys::PersonaKey;
 use pm_models::records::{MessageRecord, PersonaRecord};
+use pm_models::time::Micros;
 use pm_models::{Address, Hash32, MessageHash};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -593,6 +596,80 @@ async fn several_personas_and_messages_are_read_in_one_get_rows_in_request_order
     assert_eq!(none, [None, None], "every key missing");
     assert!(store.personas(&[]).await.unwrap().is_empty());
     assert!(store.messages(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_lookups_and_pending_rows_share_round_trips_and_each_caller_gets_its_own_answer() {
+    if !gateway_is_up() {
+        return;
+    }
+    let (tables, _) = TestTables::create("gathered").await;
+    let proxy = Proxy::start(tables.gateway.clone());
+    let store = HBaseStore::connect(proxy.settings(&tables.prefix)).await.unwrap();
+    let stored: Vec<MessageRecord> = (0..32).map(|i| message(&format!("gathered {i}"))).collect();
+    store.put(&batch(&[], &stored.iter().collect::<Vec<_>>())).await.unwrap();
+    let held = message_key("held");
+    assert_eq!(store.claim(std::slice::from_ref(&held), "m-held").await.unwrap(), ClaimOutcome::Claimed);
+
+    // 64 lookups at once: every stored message, as many that are not, and
+    // the claim's holder asked 16 times beside them.
+    proxy.calls_since_last_count("getRows");
+    let lookups = (0..64).map(|i| {
+        let store = store.clone();
+        let expected = stored.get(i).cloned();
+        let hash = expected.as_ref().map(hash_of).unwrap_or_else(|| MessageHash::of_message(&format!("absent {i}")));
+        tokio::spawn(async move { (store.message(&hash).await.unwrap(), expected) })
+    });
+    let holders = (0..16).map(|_| {
+        let (store, held) = (store.clone(), held.clone());
+        tokio::spawn(async move { store.holder(&held).await.unwrap() })
+    });
+    let (lookups, holders) = (futures::future::join_all(lookups).await, futures::future::join_all(holders).await);
+    for answer in lookups {
+        let (found, expected) = answer.unwrap();
+        assert_eq!(found, expected);
+    }
+    for holder in holders {
+        assert_eq!(holder.unwrap().as_deref(), Some("m-held"));
+    }
+    let get_rows = proxy.calls_since_last_count("getRows");
+    assert!(get_rows <= 16, "80 concurrent lookups went out as {get_rows} getRows");
+
+    // 40 outbox rows written at once, then removed at once.
+    let pending: Vec<PendingAdmission> = (0..40)
+        .map(|i| {
+            let hash = MessageHash::of_message(&format!("pending {i}"));
+            let message = QueuedMessage {
+                message_id: hash.clone(),
+                accepted_at: Micros(1_000 + i),
+                receipt: "R".into(),
+                payload: vec![1, 2, 3],
+            };
+            PendingAdmission { message, keys: vec![ClaimKey::Message(hash)] }
+        })
+        .collect();
+    proxy.calls_since_last_count("mutateRows");
+    let puts = pending.iter().cloned().map(|p| {
+        let store = store.clone();
+        tokio::spawn(async move { store.put_pending(&p).await.unwrap() })
+    });
+    futures::future::join_all(puts).await.into_iter().for_each(|put| put.unwrap());
+    let mut listed = store.pending_before(Micros(i64::MAX), 1000).await.unwrap();
+    listed.sort_by_key(|p| p.message.accepted_at);
+    assert_eq!(listed, pending, "every pending row written, each whole");
+    let removes = pending.iter().cloned().map(|p| {
+        let store = store.clone();
+        tokio::spawn(async move { store.remove_pending(&p).await.unwrap() })
+    });
+    futures::future::join_all(removes).await.into_iter().for_each(|remove| remove.unwrap());
+    assert!(store.pending_before(Micros(i64::MAX), 1000).await.unwrap().is_empty(), "every pending row removed");
+    let mutate_rows = proxy.calls_since_last_count("mutateRows");
+    assert!(mutate_rows <= 16, "80 concurrent pending-row writes went out as {mutate_rows} mutateRows");
+    assert_eq!(
+        store.holder(&held).await.unwrap().as_deref(),
+        Some("m-held"),
+        "removing pending rows left claims alone"
+    );
 }
 
 #[tokio::test]
