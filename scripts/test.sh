@@ -24,6 +24,15 @@ if ! command -v openssl >/dev/null 2>&1 || ! python3 -c 'import cryptography' >/
 fi
 cargo test --workspace --all-targets --locked "$@"
 
+# Fuzzing (issue 8): every fuzz target for a few seconds, from its committed
+# corpus (scripts/fuzz.sh: cargo-fuzz, no sanitizer; the first build takes a
+# few minutes). `cargo test` above already replayed that corpus through the
+# same properties (fuzzing/tests/corpus.rs). PM_FUZZ_SECONDS sets the seconds
+# per target (default 5); PM_SKIP_FUZZ=1 skips it.
+if [ "${PM_SKIP_FUZZ:-0}" != 1 ]; then
+  scripts/fuzz.sh "${PM_FUZZ_SECONDS:-5}"
+fi
+
 # Fault runs (issue 8): a short one per deployment, with the pm binary just
 # built; the distributed one restarts and stalls the servers started above and
 # leaves them running. PM_SKIP_CHAOS=1 skips it.

@@ -3,18 +3,9 @@
 //! or a form, the document's parse, and its root-field and alias limits.
 //! A refusal is always MALFORMED_ENVELOPE (section 7), never a panic or a
 //! stack overflow, whatever the nesting.
+//!
+//! The properties live in `pm_fuzzing::graphql_request`, which `cargo test` also
+//! runs over this target's corpus.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use pm_models::RejectionCode;
-
-const CONTENT_TYPES: [&str; 4] =
-    ["application/json", "application/graphql", "application/x-www-form-urlencoded", "text/plain; charset=utf-8"];
-
-fuzz_target!(|data: &[u8]| {
-    let Some((mode, body)) = data.split_first() else { return };
-    let content_type = CONTENT_TYPES[usize::from(*mode) % CONTENT_TYPES.len()];
-    if let Err(rejection) = pm_teleferic::check_request(content_type, body) {
-        assert_eq!(rejection.code, RejectionCode::MalformedEnvelope, "{}", rejection.error);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pm_fuzzing::graphql_request::run(data));

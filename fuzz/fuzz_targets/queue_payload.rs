@@ -1,15 +1,9 @@
 //! `Envelope::from_queue_payload` on any bytes (what the writer consumes).
 //! Whatever decodes is one strict msgpack value, and re-encodes to a
 //! payload (and to JSON) that decodes to the same envelope.
+//!
+//! The properties live in `pm_fuzzing::queue_payload`, which `cargo test` also
+//! runs over this target's corpus.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use pm_models::envelope::Envelope;
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(envelope) = Envelope::from_queue_payload(data) else { return };
-    assert!(pm_models::strict_msgpack::read_value(data).is_ok(), "a decoded payload is strict msgpack");
-    let payload = envelope.to_queue_payload();
-    assert_eq!(Envelope::from_queue_payload(&payload).as_ref(), Ok(&envelope), "payload round trip");
-    assert_eq!(Envelope::from_json_value(envelope.to_json_value()).as_ref(), Ok(&envelope), "JSON round trip");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pm_fuzzing::queue_payload::run(data));

@@ -2,24 +2,9 @@
 //! refusal is BAD_QUERY; a call that parses writes its method and params
 //! (`ReaderCall::params`, what `RemoteReader` sends) that parse back to the
 //! same call.
+//!
+//! The properties live in `pm_fuzzing::reader_rpc`, which `cargo test` also
+//! runs over this target's corpus.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use pm_http::reader_api::{CallError, ReaderCall};
-use pm_models::RejectionCode;
-use serde_json::Value;
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(data) else { return };
-    let method = request.get("method").and_then(Value::as_str).unwrap_or("message");
-    let Some(Value::Object(params)) = request.get("params") else { return };
-    match ReaderCall::from_rpc(method, params) {
-        Ok(call) => {
-            let Value::Object(written) = call.params() else { panic!("params are an object") };
-            let again = ReaderCall::from_rpc(call.method(), &written);
-            assert!(matches!(&again, Ok(c) if *c == call), "{call:?} wrote {written:?}, read back as {again:?}");
-        }
-        Err(CallError::Refused(rejection)) => assert_eq!(rejection.code, RejectionCode::BadQuery),
-        Err(CallError::MethodNotFound(name)) => assert_eq!(name, method),
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pm_fuzzing::reader_rpc::run(data));

@@ -3,26 +3,9 @@
 //! panic, and nothing opens that was not sealed to the node key (the
 //! fuzzer cannot seal without it; the round trip is checked on the input
 //! sealed properly).
+//!
+//! The properties live in `pm_fuzzing::sealed`, which `cargo test` also
+//! runs over this target's corpus.
 #![no_main]
 
-mod common;
-
-use libfuzzer_sys::fuzz_target;
-use pm_models::{invite_name, sealed_box};
-
-fuzz_target!(|data: &[u8]| {
-    let node = common::node_key();
-    if let Some(opened) = sealed_box::open(&node, data) {
-        // Only a box sealed to the node opens: the corpus holds some.
-        assert!(data.len() >= 48 + opened.len());
-    }
-    let sealed = sealed_box::seal(node.public().verifying_key(), data);
-    assert_eq!(sealed_box::open(&node, &sealed).as_deref(), Some(data), "seal then open");
-    let key: [u8; 32] = std::array::from_fn(|i| data.get(i).copied().unwrap_or(0));
-    let _ = invite_name::decrypt(&key, data);
-    let _ = invite_name::decrypt(&data[..data.len().min(40)], data);
-    if let Ok(name) = std::str::from_utf8(data) {
-        let blob = invite_name::encrypt(&key, name);
-        assert_eq!(invite_name::decrypt(&key, &blob).as_deref(), Some(data), "encrypt then decrypt");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pm_fuzzing::sealed::run(data));

@@ -5,8 +5,6 @@
 //! odd, the rest is the text itself (the fuzzer works on the base64 and
 //! text rules).
 
-#![allow(dead_code)]
-
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
