@@ -174,6 +174,24 @@ pub enum Command {
         /// Send an ATTESTATION instead of an ASSERTION.
         #[arg(long)]
         attestation: bool,
+        /// Append the signed envelope to FILE as one JSON line instead of
+        /// sending it (for `pm import`). Its timestamps come from the
+        /// gateway now, so it must be sent within their freshness window.
+        #[arg(long, value_name = "FILE")]
+        envelope_out: Option<PathBuf>,
+    },
+    /// Send the envelopes of a file of JSON lines (one envelope a line, as
+    /// `pm assert --envelope-out` writes) with `sendMessages`, BATCH a
+    /// request; prints each refusal with its line and a summary, and exits
+    /// 1 when any envelope was refused.
+    Import {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        /// The file of envelopes.
+        file: PathBuf,
+        /// Envelopes a request, 1-100.
+        #[arg(long, default_value_t = crate::import::MAX_BATCH)]
+        batch: usize,
     },
     /// Look up a persona by exactly one of address, public key or nickname.
     Persona {
@@ -331,9 +349,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             };
             client::register(&gateway.url, &key, &nickname, &invitation, source, &invite_name).await
         }
-        Command::Assert { gateway, key, readers, text, object_file, attestation } => {
-            client::assert(&gateway.url, &key, &readers, &text, object_file.as_deref(), attestation).await
+        Command::Assert { gateway, key, readers, text, object_file, attestation, envelope_out } => {
+            let to = envelope_out.as_deref();
+            client::assert(&gateway.url, &key, &readers, &text, object_file.as_deref(), attestation, to).await
         }
+        Command::Import { gateway, file, batch } => crate::import::import(&gateway.url, &file, batch).await,
         Command::Persona { gateway, address, pubkey, nickname } => {
             let arg = match (address, pubkey, nickname) {
                 (Some(a), _, _) => PersonaArg::Address(a),

@@ -185,6 +185,7 @@ pub async fn assert(
     text: &str,
     object_file: Option<&Path>,
     attestation: bool,
+    envelope_out: Option<&Path>,
 ) -> anyhow::Result<()> {
     let key = load_key(key)?;
     let client = GatewayClient::new(url);
@@ -208,9 +209,23 @@ pub async fn assert(
     let body = json!({ if attestation { "attestation" } else { "assertion" }: text });
     let envelope =
         private_envelope(&key, kind, &ContentParts::new(0, &body), &message_key, &random_bytes(), acl, objects, &t);
-    client.send(&envelope).await?;
+    match envelope_out {
+        Some(path) => append_json_line(path, &envelope.to_json_value())?,
+        None => drop(client.send(&envelope).await?),
+    }
     println!("{}: {}", kind.name().to_lowercase(), envelope.message_hash);
     Ok(())
+}
+
+/// Appends `value` to `path` as one line of JSON (the file is created if missing).
+fn append_json_line(path: &Path, value: &Value) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(file, "{value}").with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub enum PersonaArg {

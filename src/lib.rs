@@ -8,6 +8,7 @@ pub mod bench;
 pub mod bootstrap;
 pub mod cli;
 pub mod client;
+pub mod import;
 pub mod key_file;
 pub mod keygen;
 pub mod read;

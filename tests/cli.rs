@@ -288,6 +288,72 @@ async fn pm_read_round_trips_what_pm_assert_sent_and_refuses_a_non_reader() {
 }
 
 #[tokio::test]
+async fn pm_import_sends_what_pm_assert_saved_and_reports_each_refusal_by_line() {
+    let node = spawn_node().await;
+    let p = personas(&node).await;
+    let file = p.dir.path().join("envelopes.jsonl");
+    let mut hashes = Vec::new();
+    for i in 0..5 {
+        let output = run_ok(
+            pm_at(&node)
+                .args(["assert", "--text", &format!("saved {i}"), "--envelope-out"])
+                .arg(&file)
+                .arg("--key")
+                .arg(&p.alice),
+        );
+        hashes.push(field(&stdout(&output), "assertion"));
+    }
+    // Saved, not sent.
+    assert!(node.message(&hashes[0]).await.is_null(), "--envelope-out does not send");
+    let mut lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 5);
+    // Line 3 is not JSON; line 5 is line 1 again; a blank line is skipped.
+    lines.insert(2, "{ not json".to_owned());
+    lines.push(String::new());
+    lines.push(lines[0].clone());
+    std::fs::write(&file, lines.join("\n")).unwrap();
+
+    // Batches of 2, so the duplicate travels in a later request than its original.
+    let output = run_failing(pm_at(&node).arg("import").arg(&file).args(["--batch", "2"]));
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert!(out.contains("7 envelopes, 5 accepted, 2 refused (DUPLICATE_MESSAGE 1, MALFORMED_ENVELOPE 1)"), "{out}");
+    assert!(err.contains("line 3: MALFORMED_ENVELOPE"), "{err}");
+    assert!(err.contains("line 8: DUPLICATE_MESSAGE"), "{err}");
+    for hash in &hashes {
+        node.wait_readable(hash).await;
+    }
+
+    // Everything again: every envelope is a duplicate now, nothing is stored twice.
+    std::fs::write(&file, lines[..2].join("\n")).unwrap();
+    let output = run_failing(pm_at(&node).arg("import").arg(&file));
+    assert!(
+        stdout(&output).contains("2 envelopes, 0 accepted, 2 refused (DUPLICATE_MESSAGE 2)"),
+        "{}",
+        stdout(&output)
+    );
+    let listed = node
+        .data(
+            "query($s: Address!) { messageBySender(sender: $s, limit: 1000) { messageHash } }",
+            serde_json::json!({ "s": address_of(&p.alice) }),
+        )
+        .await;
+    let listed: Vec<String> = listed["messageBySender"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["messageHash"].as_str().unwrap().to_owned())
+        .filter(|hash| hashes.contains(hash))
+        .collect();
+    assert_eq!(listed.len(), 5, "each imported envelope is stored and listed once: {listed:?}");
+
+    // A file of accepted envelopes only exits 0.
+    let fresh = p.dir.path().join("fresh.jsonl");
+    run_ok(pm_at(&node).args(["assert", "--text", "fresh", "--envelope-out"]).arg(&fresh).arg("--key").arg(&p.bob));
+    let output = run_ok(pm_at(&node).arg("import").arg(&fresh));
+    assert!(stdout(&output).contains("1 envelopes, 1 accepted, 0 refused in"), "{}", stdout(&output));
+}
+
+#[tokio::test]
 async fn pm_verify_passes_on_a_stored_message_and_names_what_fails_against_another_node_key() {
     let node = spawn_node().await;
     let p = personas(&node).await;

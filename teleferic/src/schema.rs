@@ -15,6 +15,7 @@ use crate::errors::{graphql_error, null_on_rejection};
 use crate::scalars::{Address, AesEncryptedBlob, AesKey, Date, HmacSha256, PublicKey, Sha256, Sign};
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, Enum, InputObject, Object, Result, Schema, SimpleObject};
+use futures::StreamExt as _;
 use pm_models::api::{
     parse_address, parse_day, parse_hash, parse_message_hash, parse_public_key, AcceptedEnvelope, AuthorizerApi,
     MessageQuery, PageRequest, PersonaQuery, ReaderApi, MAX_PERSONAS_PER_CALL,
@@ -578,6 +579,12 @@ async fn list_messages(
     Ok(records.into_iter().map(MessageEnvelope::from_record).collect())
 }
 
+/// Envelopes one `sendMessages` takes at most (as many as one request may
+/// send with aliases of `sendMessage`).
+pub const MAX_BATCH: usize = 100;
+/// Envelopes of one `sendMessages` checked at once.
+const BATCH_CONCURRENCY: usize = 16;
+
 /// Submitting messages.
 pub struct Mutation;
 
@@ -585,21 +592,73 @@ pub struct Mutation;
 impl Mutation {
     /// Returns the accepted envelope once it is queued.
     async fn send_message(&self, ctx: &Context<'_>, envelope: MessageEnvelopeInput) -> Option<MessageEnvelope> {
-        let sent = async {
-            // Refusals from here on are the authorizer's to count.
-            let envelope = Envelope::try_from(envelope).inspect_err(|r| crate::metrics::refused(r.code))?;
-            match services(ctx).authorizer.send_message(envelope).await {
-                Ok(accepted) => {
-                    // Accepted: the hash is a checked value now, safe to log.
-                    tracing::info!(message_hash = %accepted.envelope.message_hash, "envelope accepted");
-                    Ok(Some(MessageEnvelope::from_accepted(accepted)))
-                }
-                Err(rejection) => {
-                    tracing::info!(code = rejection.code.as_str(), "envelope refused");
-                    Err(rejection)
-                }
-            }
-        };
-        null_on_rejection(ctx, sent.await)
+        let sent = submit(services(ctx), envelope).await;
+        null_on_rejection(ctx, sent.map(|accepted| Some(MessageEnvelope::from_accepted(accepted))))
+    }
+
+    /// Submits up to 100 envelopes, each on its own: one result per
+    /// envelope, in order, with the accepted envelope or its refusal. A
+    /// refused envelope never refuses the others.
+    #[graphql(complexity = "envelopes.len().saturating_mul(child_complexity).saturating_add(1)")]
+    async fn send_messages(&self, ctx: &Context<'_>, envelopes: Vec<MessageEnvelopeInput>) -> Result<Vec<SendResult>> {
+        if envelopes.len() > MAX_BATCH {
+            let sentence =
+                format!("sendMessages takes at most {MAX_BATCH} envelopes; this one has {}", envelopes.len());
+            crate::metrics::refused(pm_models::RejectionCode::MalformedEnvelope);
+            return Err(graphql_error(Rejection::malformed(sentence)));
+        }
+        let services = services(ctx);
+        let results = futures::stream::iter(envelopes)
+            .map(|envelope| submit(services, envelope))
+            .buffered(BATCH_CONCURRENCY)
+            .map(SendResult::from)
+            .collect()
+            .await;
+        Ok(results)
+    }
+}
+
+/// Checks and queues one envelope through the authorizer.
+async fn submit(services: &Services, envelope: MessageEnvelopeInput) -> Result<AcceptedEnvelope, Rejection> {
+    // Refusals from here on are the authorizer's to count.
+    let envelope = Envelope::try_from(envelope).inspect_err(|r| crate::metrics::refused(r.code))?;
+    match services.authorizer.send_message(envelope).await {
+        Ok(accepted) => {
+            // Accepted: the hash is a checked value now, safe to log.
+            tracing::info!(message_hash = %accepted.envelope.message_hash, "envelope accepted");
+            Ok(accepted)
+        }
+        Err(rejection) => {
+            tracing::info!(code = rejection.code.as_str(), "envelope refused");
+            Err(rejection)
+        }
+    }
+}
+
+/// One envelope's outcome in `sendMessages`: exactly one of the two is set.
+#[derive(SimpleObject)]
+pub struct SendResult {
+    /// The accepted envelope with its receipt, once queued.
+    envelope: Option<MessageEnvelope>,
+    /// Why it was refused.
+    refusal: Option<Refusal>,
+}
+
+/// A refusal: its code (PROTOCOL.md section 7) and sentence.
+#[derive(SimpleObject)]
+pub struct Refusal {
+    code: String,
+    error: String,
+}
+
+impl From<Result<AcceptedEnvelope, Rejection>> for SendResult {
+    fn from(outcome: Result<AcceptedEnvelope, Rejection>) -> Self {
+        match outcome {
+            Ok(accepted) => Self { envelope: Some(MessageEnvelope::from_accepted(accepted)), refusal: None },
+            Err(rejection) => Self {
+                envelope: None,
+                refusal: Some(Refusal { code: rejection.code.as_str().to_owned(), error: rejection.error }),
+            },
+        }
     }
 }

@@ -7,4 +7,5 @@ mod contract_schema;
 mod health;
 mod queries;
 mod send_message;
+mod send_messages;
 mod transport;

@@ -15,7 +15,7 @@ const SEND: &str = "mutation($e: MessageEnvelopeInput!) {
     }
 }";
 
-fn registration_input(sender: &str) -> Value {
+pub fn registration_input(sender: &str) -> Value {
     json!({
         "sender": sender,
         "messageType": "REGISTRATION",
