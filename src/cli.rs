@@ -193,6 +193,27 @@ pub enum Command {
         #[arg(long, default_value_t = crate::import::MAX_BATCH)]
         batch: usize,
     },
+    /// Follow new messages as they become readable (the `messageAdded`
+    /// subscription over WebSocket), one line each, until Ctrl-C.
+    Tail {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        /// Only the messages this address sent.
+        #[arg(long, value_name = "ADDRESS")]
+        sender: Option<String>,
+        /// Only the messages this address is a reader of.
+        #[arg(long, value_name = "ADDRESS")]
+        reader: Option<String>,
+        /// Only messages of this type (e.g. ASSERTION).
+        #[arg(long = "type", value_name = "TYPE")]
+        message_type: Option<String>,
+        /// Stop after this many messages.
+        #[arg(long, value_name = "N")]
+        count: Option<usize>,
+        /// Print each envelope as a JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Look up a persona by exactly one of address, public key or nickname.
     Persona {
         #[command(flatten)]
@@ -354,6 +375,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             client::assert(&gateway.url, &key, &readers, &text, object_file.as_deref(), attestation, to).await
         }
         Command::Import { gateway, file, batch } => crate::import::import(&gateway.url, &file, batch).await,
+        Command::Tail { gateway, sender, reader, message_type, count, json } => {
+            let filter = crate::tail::TailFilter { sender, reader, message_type };
+            crate::tail::tail(&gateway.url, &filter, count, json).await
+        }
         Command::Persona { gateway, address, pubkey, nickname } => {
             let arg = match (address, pubkey, nickname) {
                 (Some(a), _, _) => PersonaArg::Address(a),

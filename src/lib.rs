@@ -16,4 +16,5 @@ pub mod roles;
 pub mod serve;
 pub mod settings;
 pub mod shutdown;
+pub mod tail;
 pub mod telemetry;

@@ -9,14 +9,18 @@
 use crate::settings::Settings;
 use crate::shutdown;
 use anyhow::Context;
+use futures::stream::BoxStream;
 use pm_authorizer::{Authorizer, AuthorizerBackends, NodeIdentity};
+use pm_backends::settings::QueueBackend;
 use pm_backends::Resolver;
+use pm_backends::StoredEvents;
 use pm_http::{RemoteAuthorizer, RemoteReader};
 use pm_models::content::{nickname_key, NODE_NICKNAME};
 use pm_models::keys::VerifyingKey;
 use pm_models::PublicKeyPem;
+use pm_models::{MessageHash, Rejection, RejectionCode};
 use pm_reader::Reader;
-use pm_teleferic::Gateway;
+use pm_teleferic::{Gateway, MessageFeed};
 use pm_writer::Writer;
 use std::io::Write;
 use std::sync::Arc;
@@ -107,10 +111,30 @@ pub async fn reader(settings: Settings) -> anyhow::Result<()> {
 
 pub async fn teleferic(settings: Settings) -> anyhow::Result<()> {
     let authorizer = Arc::new(RemoteAuthorizer::new(&settings.roles.authorizer_url, settings.roles.request_timeout()));
+    let mut gateway = Gateway::new(authorizer, remote_reader(&settings), settings.gateway());
+    if settings.backends.queue == QueueBackend::Rabbitmq {
+        // The writers' stored events on the broker; connected only when a
+        // live subscriber comes, so the gateway starts without the broker.
+        gateway = gateway.with_feed(Arc::new(StoredFeed(resolver(&settings).stored_events().await?)));
+    } else {
+        tracing::warn!("no broker configured (BROKER_URL or backends.queue): messageAdded answers UNAVAILABLE");
+    }
     let listener = bind(&settings)?;
     announce("teleferic", &listener)?;
-    shutdown::serve_until_signal(Gateway::new(authorizer, remote_reader(&settings), settings.gateway()).run(listener)?)
-        .await
+    shutdown::serve_until_signal(gateway.run(listener)?).await
+}
+
+/// The gateway's live feed: the stored events of the backends.
+pub(crate) struct StoredFeed(pub(crate) Arc<dyn StoredEvents>);
+
+#[async_trait::async_trait]
+impl MessageFeed for StoredFeed {
+    async fn subscribe(&self) -> Result<BoxStream<'static, Vec<MessageHash>>, Rejection> {
+        self.0.subscribe().await.map_err(|error| {
+            tracing::warn!(%error, "live subscription refused");
+            Rejection::new(RejectionCode::Unavailable, "the live feed is unavailable; try again later")
+        })
+    }
 }
 
 /// The node's public key, which signs every acceptance receipt: from the
@@ -144,7 +168,8 @@ pub async fn writer(settings: Settings) -> anyhow::Result<()> {
         resolver.queue().await?,
         node,
         settings.writer,
-    );
+    )
+    .with_events(resolver.stored_events().await?);
     let listener = bind(&settings)?;
     announce("writer", &listener)?;
     let health = pm_writer::http::serve_health(writer.clone(), listener)?;

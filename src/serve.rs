@@ -70,11 +70,16 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let sweeping = crate::roles::sweep_pending_admissions(&settings, r).await?;
     let reader = Reader::new(store.clone(), index);
     let node_public = *node.node_key.public().verifying_key();
-    let writer = Writer::new(store, r.record_writer().await?, r.queue().await?, node_public, settings.writer);
+    // The writer tells the gateway's live subscribers what it stored.
+    let events = r.stored_events().await?;
+    let writer = Writer::new(store, r.record_writer().await?, r.queue().await?, node_public, settings.writer)
+        .with_events(events.clone());
 
     let listener = crate::roles::bind(&settings)?;
     let address = listener.local_addr()?;
-    let server = Gateway::new(Arc::new(authorizer), Arc::new(reader), settings.gateway()).run(listener)?;
+    let gateway = Gateway::new(Arc::new(authorizer), Arc::new(reader), settings.gateway())
+        .with_feed(Arc::new(crate::roles::StoredFeed(events)));
+    let server = gateway.run(listener)?;
 
     let (stop_writer, writer_stopped) = tokio::sync::oneshot::channel::<()>();
     let writer_task = tokio::spawn(async move {

@@ -19,6 +19,8 @@ pub const DISTRIBUTED: bool = true;
 mod conflicts;
 #[path = "api/flow.rs"]
 mod flow;
+#[path = "api/live.rs"]
+mod live;
 #[path = "api/rejections.rs"]
 mod rejections;
 

@@ -2,7 +2,9 @@
 //! implements ([`RecordStore`], [`SearchIndex`], [`Queue`], [`ClaimStore`],
 //! and the combined [`Admission`] and [`RecordWriter`]), one module per
 //! backend, each behind its cargo feature, and the [`Resolver`] that turns
-//! [`BackendSettings`] into the seams a role needs.
+//! [`BackendSettings`] into the seams a role needs. [`StoredEvents`] tells
+//! live subscribers that messages became readable: [`events::LocalEvents`]
+//! within one process, [`rabbitmq::events::RabbitMqEvents`] across them.
 //!
 //! - [`embedded`] (`embedded`): every seam in one redb file, for `pm serve`;
 //! - [`rabbitmq`] (`rabbitmq`): the queue of PROTOCOL.md section 8;
@@ -16,6 +18,7 @@
 //! `testsuite` feature.
 
 pub mod coalesce;
+pub mod events;
 pub mod metrics;
 pub mod resolver;
 pub mod retry;

@@ -32,6 +32,11 @@
 //!   once); a consumer reopens connection, channel, topology, qos and
 //!   subscription inside [`Consumer::next_batch`], with the same backoff, and goes
 //!   on. Each reconnect is logged as a warning. Payloads are never logged.
+//!
+//! [`events`] holds the stored-event notices (the fanout exchange
+//! `writer_events`), which are best effort and share nothing with the queue.
+
+pub mod events;
 
 use crate::retry::Backoff;
 use crate::settings::{QueueKind, RabbitMqSettings};
@@ -440,7 +445,8 @@ impl RabbitMqQueue {
             for queue in [&t.queue, &t.dead_queue] {
                 channel.queue_delete(queue, lapin::options::QueueDeleteOptions::default()).await?;
             }
-            for exchange in [&t.exchange, &t.dead_letter_exchange] {
+            let events = format!("{}{}", self.shared.settings.prefix, events::EVENTS_EXCHANGE);
+            for exchange in [&t.exchange, &t.dead_letter_exchange, &events] {
                 channel.exchange_delete(exchange, lapin::options::ExchangeDeleteOptions::default()).await?;
             }
             lapin::Result::Ok(())

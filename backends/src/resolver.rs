@@ -11,10 +11,16 @@
 //! Where two seams live in the same embedded file, the combined seams use one
 //! transaction: [`Resolver::admission`] (claims + queue) and
 //! [`Resolver::record_writer`] (index + store).
+//!
+//! [`Resolver::stored_events`] follows the queue backend: with the embedded
+//! queue, a channel inside this process (the writer and the gateway of
+//! `pm serve` share this resolver, hence the channel); with RabbitMQ, its
+//! fanout exchange, which connects lazily and never stops a role from starting.
 
+use crate::events::LocalEvents;
 use crate::retry::RetryPolicy;
 use crate::seams::{
-    Admission, ClaimStore, IndexThenStore, OutboxAdmission, Queue, RecordStore, RecordWriter, SearchIndex,
+    Admission, ClaimStore, IndexThenStore, OutboxAdmission, Queue, RecordStore, RecordWriter, SearchIndex, StoredEvents,
 };
 use crate::settings::{BackendSettings, IndexBackend, QueueBackend, StoreBackend};
 use crate::sweeper::Sweeper;
@@ -68,6 +74,10 @@ macro_rules! resolved {
 pub struct Resolver {
     settings: BackendSettings,
     data_dir: PathBuf,
+    /// Stored events within this process (embedded queue).
+    local_events: LocalEvents,
+    #[cfg(feature = "rabbitmq")]
+    rabbitmq_events: std::sync::OnceLock<crate::rabbitmq::events::RabbitMqEvents>,
     #[cfg(feature = "embedded")]
     embedded: tokio::sync::OnceCell<crate::embedded::EmbeddedBackend>,
     #[cfg(feature = "hbase")]
@@ -85,6 +95,9 @@ impl Resolver {
         Self {
             settings,
             data_dir: data_dir.to_owned(),
+            local_events: LocalEvents::new(),
+            #[cfg(feature = "rabbitmq")]
+            rabbitmq_events: std::sync::OnceLock::new(),
             #[cfg(feature = "embedded")]
             embedded: tokio::sync::OnceCell::new(),
             #[cfg(feature = "hbase")]
@@ -131,6 +144,24 @@ impl Resolver {
             QueueBackend::Embedded => resolved!("embedded", self.embedded()),
             QueueBackend::Rabbitmq => resolved!("rabbitmq", self.rabbitmq()),
         }
+    }
+
+    /// Notices that messages became readable (see the module's note).
+    pub async fn stored_events(&self) -> Result<Arc<dyn StoredEvents>, ResolveError> {
+        match self.settings.backends.queue {
+            QueueBackend::Embedded => Ok(Arc::new(self.local_events.clone())),
+            QueueBackend::Rabbitmq => resolved!("rabbitmq", self.rabbitmq_events()),
+        }
+    }
+
+    #[cfg(feature = "rabbitmq")]
+    async fn rabbitmq_events(&self) -> Result<Arc<crate::rabbitmq::events::RabbitMqEvents>, ResolveError> {
+        if let Some(events) = self.rabbitmq_events.get() {
+            return Ok(Arc::new(events.clone()));
+        }
+        let events = crate::rabbitmq::events::RabbitMqEvents::new(self.settings.rabbitmq.clone())
+            .map_err(|source| ResolveError::Connect { backend: "RabbitMQ", source })?;
+        Ok(Arc::new(self.rabbitmq_events.get_or_init(|| events).clone()))
     }
 
     /// Claims and queue as one step: one transaction when both live in the

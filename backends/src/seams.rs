@@ -2,8 +2,9 @@
 //! and `message` of PROTOCOL.md section 9), a [`SearchIndex`] (the lookups of
 //! section 10), a [`Queue`] (section 8) and a [`ClaimStore`] (the uniqueness
 //! claims of section 6), plus [`Admission`], which takes an envelope's claims
-//! and queues it as one step, and [`RecordWriter`], which writes records to
-//! the store and the index.
+//! and queues it as one step, [`RecordWriter`], which writes records to
+//! the store and the index, and [`StoredEvents`], the notices that messages
+//! became readable (for the gateway's live tail).
 //!
 //! Writes and reads that come in numbers take a slice ([`RecordBatch`],
 //! `personas`, `messages`, [`Consumer::next_batch`], [`Consumer::ack`]), so
@@ -13,6 +14,7 @@
 
 use crate::retry::Retryable;
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use pm_models::records::{MessageRecord, PersonaRecord};
 use pm_models::time::{Day, Micros};
 use pm_models::{Address, Hash32, MessageHash};
@@ -410,3 +412,24 @@ async fn forget(claims: &dyn ClaimStore, pending: &PendingAdmission) {
         tracing::warn!(%error, hash = %pending.message.message_id, "pending admission left for the sweeper");
     }
 }
+
+/// Notices that messages became readable: the writer publishes the hashes
+/// of each batch once it is stored and acknowledged; every gateway
+/// subscribes and relays them to its live-tail subscribers.
+///
+/// Best effort by design: a notice lost (a broker outage, a subscriber that
+/// fell behind, a process that stopped) only means a live subscriber misses
+/// it; the message itself is stored and readable as ever. A message written
+/// twice (a redelivery) may be announced twice.
+#[async_trait]
+pub trait StoredEvents: Send + Sync {
+    /// Announces `hashes` as stored. Never waits for a broker: what cannot
+    /// be sent now is dropped (and logged).
+    async fn publish(&self, hashes: &[MessageHash]);
+    /// The notices published from now on, one batch per item, until the
+    /// stream ends (the connection behind it was lost: subscribe again).
+    async fn subscribe(&self) -> Result<StoredEventStream, BackendError>;
+}
+
+/// Batches of hashes announced as stored (see [`StoredEvents::subscribe`]).
+pub type StoredEventStream = BoxStream<'static, Vec<MessageHash>>;

@@ -36,6 +36,17 @@ pub(crate) struct GatewayState {
 
 // ---------------------------------------------------------------- /teleferic
 
+/// `GET /teleferic` asking for a WebSocket: subscriptions (`messageAdded`)
+/// over `graphql-transport-ws`, or the older `graphql-ws` protocol.
+pub(crate) async fn graphql_ws(
+    state: web::Data<GatewayState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> actix_web::Result<HttpResponse> {
+    tracing::debug!("live subscription connection");
+    async_graphql_actix_web::GraphQLSubscription::new(state.schema.clone()).start(&request, payload)
+}
+
 /// `GET /teleferic`: a query in the URL, or GraphiQL for a browser.
 pub(crate) async fn graphql_get(state: web::Data<GatewayState>, request: HttpRequest) -> HttpResponse {
     let span = request_span(&request);

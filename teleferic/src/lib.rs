@@ -15,6 +15,7 @@ mod errors;
 mod explorer;
 mod http;
 mod limits;
+mod live;
 pub mod metrics;
 mod scalars;
 mod schema;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 pub use errors::{graphql_error, CODE_EXTENSION};
 pub use http::check_request;
+pub use live::{LiveFilter, MessageFeed};
 pub use schema::GatewaySchema;
 
 /// Settings of the gateway.
@@ -49,7 +51,18 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(authorizer: Arc<dyn AuthorizerApi>, reader: Arc<dyn ReaderApi>, settings: GatewaySettings) -> Self {
         metrics::register();
-        let services = schema::Services { authorizer, reader };
+        Self::build(schema::Services { authorizer, reader, feed: None }, settings)
+    }
+
+    /// The same gateway with the live tail (`messageAdded` over WebSocket)
+    /// fed by `feed`.
+    pub fn with_feed(self, feed: Arc<dyn MessageFeed>) -> Self {
+        let state = self.state.into_inner();
+        let services = schema::Services { feed: Some(feed), ..state.services.clone() };
+        Self::build(services, state.settings.clone())
+    }
+
+    fn build(services: schema::Services, settings: GatewaySettings) -> Self {
         let state = http::GatewayState { schema: schema::build_schema(services.clone()), services, settings };
         Self { state: web::Data::new(state) }
     }
@@ -67,6 +80,7 @@ impl Gateway {
         cfg.app_data(self.state.clone())
             .service(
                 web::resource(["/teleferic", "/teleferic/"])
+                    .route(web::get().guard(actix_web::guard::Header("upgrade", "websocket")).to(http::graphql_ws))
                     .route(web::get().to(http::graphql_get))
                     .route(web::post().to(http::graphql_post)),
             )

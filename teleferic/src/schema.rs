@@ -12,10 +12,11 @@
 //! - a lookup that finds nothing is `null` or `[]`, never an error.
 
 use crate::errors::{graphql_error, null_on_rejection};
+use crate::live::{LiveFilter, MessageFeed};
 use crate::scalars::{Address, AesEncryptedBlob, AesKey, Date, HmacSha256, PublicKey, Sha256, Sign};
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{Context, EmptySubscription, Enum, InputObject, Object, Result, Schema, SimpleObject};
-use futures::StreamExt as _;
+use async_graphql::{Context, Enum, InputObject, Object, Result, Schema, SimpleObject, Subscription};
+use futures::{Stream, StreamExt as _};
 use pm_models::api::{
     parse_address, parse_day, parse_hash, parse_message_hash, parse_public_key, AcceptedEnvelope, AuthorizerApi,
     MessageQuery, PageRequest, PersonaQuery, ReaderApi, MAX_PERSONAS_PER_CALL,
@@ -29,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The schema the gateway serves.
-pub type GatewaySchema = Schema<Query, Mutation, EmptySubscription>;
+pub type GatewaySchema = Schema<Query, Mutation, LiveSubscription>;
 
 /// Deepest selection accepted. The introspection query GraphiQL sends is
 /// about a dozen levels deep; no legitimate query of this schema is deeper.
@@ -57,6 +58,8 @@ fn listing_cost(limit: Option<i32>, child: usize) -> usize {
 pub(crate) struct Services {
     pub(crate) authorizer: Arc<dyn AuthorizerApi>,
     pub(crate) reader: Arc<dyn ReaderApi>,
+    /// Where `messageAdded` learns of stored messages; `None`: no live tail.
+    pub(crate) feed: Option<Arc<dyn MessageFeed>>,
 }
 
 /// Batches the persona lookups of one request (every `sender` and ACL
@@ -83,7 +86,7 @@ pub(crate) fn persona_loader(services: &Services) -> DataLoader<PersonaLoader> {
 }
 
 pub(crate) fn build_schema(services: Services) -> GatewaySchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query, Mutation, LiveSubscription)
         .data(services)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
@@ -660,5 +663,35 @@ impl From<Result<AcceptedEnvelope, Rejection>> for SendResult {
                 refusal: Some(Refusal { code: rejection.code.as_str().to_owned(), error: rejection.error }),
             },
         }
+    }
+}
+
+/// The live tail.
+pub struct LiveSubscription;
+
+#[Subscription(name = "Subscription")]
+impl LiveSubscription {
+    /// Each message once it is stored and readable, from the moment of
+    /// subscribing: those `sender` sent, those `reader` is a reader of, of
+    /// `type`; every message when no filter is given.
+    async fn message_added(
+        &self,
+        ctx: &Context<'_>,
+        sender: Option<Address>,
+        reader: Option<Address>,
+        #[graphql(name = "type")] message_type: Option<MessageType>,
+    ) -> Result<impl Stream<Item = MessageEnvelope>> {
+        let filter = LiveFilter {
+            sender: sender.map(|a| parse_address("sender", &a.0)).transpose().map_err(graphql_error)?,
+            reader: reader.map(|a| parse_address("reader", &a.0)).transpose().map_err(graphql_error)?,
+            message_type: message_type.map(pm_models::MessageType::from),
+        };
+        let services = services(ctx);
+        let Some(feed) = services.feed.clone() else {
+            let missing = Rejection::new(pm_models::RejectionCode::Unavailable, "this gateway has no live feed");
+            return Err(graphql_error(missing));
+        };
+        let hashes = feed.subscribe().await.map_err(graphql_error)?;
+        Ok(crate::live::messages(hashes, services.reader.clone(), filter).map(MessageEnvelope::from_record))
     }
 }

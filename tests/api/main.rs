@@ -18,4 +18,5 @@ pub const DISTRIBUTED: bool = false;
 mod conflicts;
 mod flow;
 mod lifecycle;
+mod live;
 mod rejections;

@@ -36,10 +36,11 @@ mod plan;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use pm_backends::retry::RetryPolicy;
-use pm_backends::{BackendError, Consumer, Delivery, Queue, RecordBatch, RecordStore, RecordWriter};
+use pm_backends::{BackendError, Consumer, Delivery, Queue, RecordBatch, RecordStore, RecordWriter, StoredEvents};
 use pm_models::keys::VerifyingKey;
 use pm_models::receipt;
 use pm_models::time::Micros;
+use pm_models::MessageHash;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
@@ -103,6 +104,8 @@ pub struct Writer {
     /// The node's public key, which signs every acceptance receipt.
     node: VerifyingKey,
     settings: WriterSettings,
+    /// Told the hashes of each batch once it is stored (the live tail).
+    events: Option<Arc<dyn StoredEvents>>,
 }
 
 /// Why a consuming session ended.
@@ -118,6 +121,8 @@ struct Settlement {
     written: Vec<u64>,
     /// They can never be written: dead-letter each with its reason.
     unwritable: Vec<(u64, String)>,
+    /// The messages of `written`, readable now.
+    stored: Vec<MessageHash>,
 }
 
 impl Writer {
@@ -129,7 +134,14 @@ impl Writer {
         settings: WriterSettings,
     ) -> Self {
         metrics::register();
-        Self { store, records, queue, node, settings }
+        Self { store, records, queue, node, settings, events: None }
+    }
+
+    /// Announces the hashes of every batch once it is stored and
+    /// acknowledged (best effort: see [`StoredEvents`]).
+    pub fn with_events(mut self, events: Arc<dyn StoredEvents>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// The store, the index and the queue are all reachable.
@@ -217,7 +229,13 @@ impl Writer {
                         return Stop::SubscriptionLost;
                     }
                 },
-                Some(settlement) = in_flight.next() => settle(consumer, settlement).await,
+                Some(mut settlement) = in_flight.next() => {
+                    let stored = std::mem::take(&mut settlement.stored);
+                    settle(consumer, settlement).await;
+                    if let Some(events) = &self.events {
+                        events.publish(&stored).await;
+                    }
+                }
             }
             if stopping && in_flight.is_empty() {
                 return Stop::Shutdown;
@@ -279,6 +297,7 @@ impl Writer {
                         Ok(_) => {
                             metrics::written_after_acceptance(delivery.message.accepted_at, now);
                             settlement.written.push(delivery.tag);
+                            settlement.stored.push(delivery.message.message_id.clone());
                         }
                         Err(reason) => settlement.unwritable.push((delivery.tag, reason)),
                     }
@@ -494,7 +513,8 @@ mod tests {
         let f = fixture();
         let batch: Vec<Delivery> = (1..=3).map(|tag| f.delivery(tag)).collect();
         let settlement = f.writer.write_batch(batch.clone()).await;
-        assert_eq!(settlement, Settlement { written: vec![1, 2, 3], ..Default::default() });
+        let hashes: Vec<MessageHash> = batch.iter().map(|d| d.message.message_id.clone()).collect();
+        assert_eq!(settlement, Settlement { written: vec![1, 2, 3], stored: hashes, ..Default::default() });
         assert!(batch.iter().all(|d| f.stored(d)));
         assert_eq!(*f.memory.writes.lock().unwrap(), 1, "one write for the batch");
         let stored = f.memory.messages.lock().unwrap()[batch[0].message.message_id.as_str()].clone();
@@ -517,6 +537,7 @@ mod tests {
         let batch = vec![missing.clone(), forged.clone(), other_instant.clone(), other_hash.clone(), good.clone()];
         let settlement = f.writer.write_batch(batch).await;
         assert_eq!(settlement.written, [6]);
+        assert_eq!(settlement.stored, [good.message.message_id.clone()], "only the stored message is announced");
         let dead: Vec<u64> = settlement.unwritable.iter().map(|(tag, _)| *tag).collect();
         assert_eq!(dead, [1, 2, 3, 4]);
         assert!(settlement.unwritable.iter().all(|(_, reason)| reason.starts_with("acceptance receipt")));
@@ -533,7 +554,8 @@ mod tests {
         let started = tokio::time::Instant::now();
         let (one, two) = (f.delivery(1), f.delivery(2));
         let settlement = f.writer.write_batch(vec![one.clone(), two.clone()]).await;
-        assert_eq!(settlement, Settlement { written: vec![1, 2], ..Default::default() });
+        let stored = vec![one.message.message_id.clone(), two.message.message_id.clone()];
+        assert_eq!(settlement, Settlement { written: vec![1, 2], stored, ..Default::default() });
         assert_eq!(*f.memory.writes.lock().unwrap(), 31, "tried until it passed");
         let waits = 100 + 200 + 28 * 300;
         assert_eq!(started.elapsed(), Duration::from_millis(waits), "waits double up to the maximum");
