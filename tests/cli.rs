@@ -464,13 +464,14 @@ async fn pm_log_format_json_writes_one_json_object_per_line() {
 /// What the distributed processes logged, each with stderr to a file.
 struct DistributedLogs {
     bootstrap: String,
-    /// `pm authorizer` from start (it connects its AMQP publisher) to SIGTERM.
-    authorizer: String,
+    /// `pm authorizer` (it connects its AMQP publisher), `pm writer` (its
+    /// consumer) and `pm teleferic`, each from start to SIGTERM.
+    roles: Vec<(&'static str, String)>,
 }
 
 /// `pm bootstrap` on RabbitMQ, HBase and Elasticsearch, configured by the
-/// earlier deployment's names, then `pm authorizer` until SIGTERM, with
-/// stderr to files; returns both logs.
+/// earlier deployment's names, then `pm authorizer`, `pm writer` and
+/// `pm teleferic` each until SIGTERM, with stderr to files; returns the logs.
 async fn distributed_logs(format: &str) -> Option<DistributedLogs> {
     use pm_backends::testsuite::{address, require, unique_prefix};
     let rabbitmq = address("PM_TEST_RABBITMQ", "127.0.0.1:5672");
@@ -508,36 +509,50 @@ async fn distributed_logs(format: &str) -> Option<DistributedLogs> {
     assert!(output.status.success(), "distributed bootstrap failed: {bootstrap}");
     assert!(stdout(&output).contains("created genesis persona"), "{}", stdout(&output));
 
-    let log_path = dir.path().join("authorizer.log");
-    let mut child = pm()
-        .args(["authorizer", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("BROKER_URL", format!("amqp://guest:guest@{rabbitmq}/%2f"))
-        .env("HBASE_HOSTNAME", hbase_host)
-        .env("HBASE_PORT", hbase_port)
-        .env("ES_URL", format!("http://{elasticsearch}"))
-        .env("PM_RABBITMQ__PREFIX", &prefix)
-        .env("PM_HBASE__TABLE_PREFIX", &prefix)
-        .env("PM_ELASTICSEARCH__INDEX_PREFIX", &prefix)
-        .env("PM_LOG_FORMAT", format)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    let listening = lines.next().expect("the authorizer prints where it listens").unwrap();
-    let base = listening.split(" listening on ").nth(1).expect("a URL").trim().to_owned();
-    // Answering means it is serving, with its signal handler in place.
-    let health = common::http_client().get(format!("{base}/healthz")).send().await.expect("the authorizer answers");
-    assert!(health.status().is_success(), "{base}/healthz: {}", health.status());
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = child.wait().unwrap();
-    let authorizer = std::fs::read_to_string(&log_path).unwrap();
-    assert!(status.success(), "the authorizer exits cleanly on SIGTERM ({status:?}): {authorizer}");
+    let mut roles = Vec::new();
+    for role in ["authorizer", "writer", "teleferic"] {
+        let log_path = dir.path().join(format!("{role}.log"));
+        let mut child = pm()
+            .args([role, "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("BROKER_URL", format!("amqp://guest:guest@{rabbitmq}/%2f"))
+            .env("HBASE_HOSTNAME", hbase_host)
+            .env("HBASE_PORT", hbase_port)
+            .env("ES_URL", format!("http://{elasticsearch}"))
+            .env("PM_RABBITMQ__PREFIX", &prefix)
+            .env("PM_HBASE__TABLE_PREFIX", &prefix)
+            .env("PM_ELASTICSEARCH__INDEX_PREFIX", &prefix)
+            .env("PM_LOG_FORMAT", format)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        let listening = lines.next().expect("the role prints where it listens").unwrap();
+        let base = listening.split(" listening on ").nth(1).expect("a URL").trim().to_owned();
+        let base = base.trim_end_matches("/teleferic").to_owned();
+        // Answering means it is serving, with its signal handler in place.
+        let health = common::http_client().get(format!("{base}/healthz")).send().await.expect("the role answers");
+        assert!(health.status().is_success(), "{role} {base}/healthz: {}", health.status());
+        if role == "writer" {
+            // Its consumer is subscribed once the queue is ready.
+            let deadline = Instant::now() + common::READABLE_TIMEOUT;
+            while !common::http_client().get(format!("{base}/readyz")).send().await.unwrap().status().is_success() {
+                assert!(Instant::now() < deadline, "the writer became ready");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .unwrap();
+        let status = child.wait().unwrap();
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        assert!(status.success(), "pm {role} exits cleanly on SIGTERM ({status:?}): {log}");
+        roles.push((role, log));
+    }
     teardown(&prefix, &rabbitmq, hbase_host, hbase_port, &elasticsearch).await;
-    Some(DistributedLogs { bootstrap, authorizer })
+    Some(DistributedLogs { bootstrap, roles })
 }
 
 async fn teardown(prefix: &str, rabbitmq: &str, hbase_host: &str, hbase_port: &str, elasticsearch: &str) {
@@ -566,20 +581,23 @@ async fn teardown(prefix: &str, rabbitmq: &str, hbase_host: &str, hbase_port: &s
 }
 
 #[tokio::test]
-async fn distributed_bootstrap_and_authorizer_end_without_an_error_line_or_colour_codes() {
+async fn distributed_bootstrap_and_roles_end_without_an_error_line_or_colour_codes() {
     let Some(logs) = distributed_logs("text").await else { return };
-    for (process, log) in [("pm bootstrap", &logs.bootstrap), ("pm authorizer", &logs.authorizer)] {
-        assert!(!log.contains('\u{1b}'), "{process}: no ANSI escape in a log file: {log:?}");
+    let roles = logs.roles.iter().map(|(role, log)| (*role, log));
+    for (process, log) in std::iter::once(("bootstrap", &logs.bootstrap)).chain(roles) {
+        assert!(!log.contains('\u{1b}'), "pm {process}: no ANSI escape in a log file: {log:?}");
         let errors: Vec<&str> = log.lines().filter(|line| line.contains("ERROR")).collect();
-        assert!(errors.is_empty(), "{process}: error lines after a successful run: {errors:#?}");
+        assert!(errors.is_empty(), "pm {process}: error lines after a successful run: {errors:#?}");
+        if process != "bootstrap" {
+            assert!(log.contains("INFO"), "pm {process} logged at info: {log}");
+        }
     }
-    assert!(logs.authorizer.contains("INFO"), "the authorizer logged at info: {}", logs.authorizer);
 }
 
 #[tokio::test]
 async fn distributed_processes_log_json_lines_with_pm_log_format_json() {
     let Some(logs) = distributed_logs("json").await else { return };
-    for log in [&logs.bootstrap, &logs.authorizer] {
+    for log in std::iter::once(&logs.bootstrap).chain(logs.roles.iter().map(|(_, log)| log)) {
         assert_json_lines(log);
         assert!(!log.contains("\"ERROR\""), "no error line: {log}");
     }
