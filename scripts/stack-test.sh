@@ -290,26 +290,29 @@ prepare() {
 # The README walkthrough against $URL: genesis invites alice, alice
 # registers and asserts, every lookup answers. Sets ALICE, GENESIS, ASSERTION.
 walkthrough() { # genesis-key-file
-  local genesis_key=$1 out invitation invite_key invite_name persona today listing
+  local genesis_key=$1 out invitation invite_name persona today listing
   cd "$(mktemp -d "$WORK/walkthrough.XXXXXX")"   # alice's files, once per run of the walkthrough
   GENESIS=$(pm address --key "$genesis_key")
   out=$(pm persona --nickname genesis) || fail "persona lookup: $out"
   [[ $(jq -r .address <<<"$out") == "$GENESIS" ]] || fail "the genesis persona is not $GENESIS: $out"
   ok "genesis persona $GENESIS"
 
-  out=$(pm invite --key "$genesis_key" --name alice-invite) || fail "invite: $out"
+  # The invite key goes to a file (0600), never to the screen or a command line.
+  out=$(pm invite --key "$genesis_key" --name alice-invite --invite-key-out alice.invite) || fail "invite: $out"
   invitation=$(sed -n 's/^invitation: //p' <<<"$out")
-  invite_key=$(sed -n 's/^invite key: //p' <<<"$out")
   invite_name=$(sed -n 's/^invite name: //p' <<<"$out")
-  [[ -n $invitation && -n $invite_key && $invite_name == alice-invite ]] || fail "invite printed: $out"
-  ALICE_INVITATION=$invitation ALICE_INVITE_KEY=$invite_key
+  [[ -n $invitation && -s alice.invite && $invite_name == alice-invite ]] || fail "invite printed: $out"
+  [[ $(stat -c %a alice.invite) == 600 ]] || fail "the invite key file has mode $(stat -c %a alice.invite)"
+  ! grep -qF "$(cat alice.invite)" <<<"$out" || fail "pm invite printed the invite key"
+  ALICE_INVITATION=$invitation ALICE_INVITE_KEY_FILE=$PWD/alice.invite
   ok "invitation $invitation"
   wait_for_output 60 "the invitation stored" pm message --hash "$invitation" >/dev/null
 
   pm keygen --out alice.key >/dev/null
   ALICE=$(pm address --key alice.key)
   out=$(pm register --key alice.key --nickname alice --invitation "$invitation" \
-          --invite-key "$invite_key" --invite-name "$invite_name") || fail "register: $out"
+          --invite-key-file alice.invite --invite-name "$invite_name" 2>&1) || fail "register: $out"
+  [[ $out != *warning* ]] || fail "register with a key file warned: $out"
   ok "registered $ALICE"
   out=$(wait_for_output 60 "alice stored" pm persona --nickname ALICE)
   [[ $(jq -r .address <<<"$out") == "$ALICE" && $(jq -r .nickname <<<"$out") == alice ]] \
@@ -350,6 +353,22 @@ walkthrough() { # genesis-key-file
   [[ $(jq -r '.data.objectByHash.objectHash' <<<"$out") == "$(jq -r '.objects[0].objectHash' <<<"$ASSERTION_JSON")" ]] \
     || fail "objectByHash: $out"
   ok "message --sender, --reader, --date, --hash; objectByHash"
+
+  # The live tail through the gateway (it relays the writers' events from
+  # the broker): pm tail follows alice until it has printed one of hers.
+  local tail_out tail_pid sent=0
+  tail_out=$(mktemp "$WORK/tail.XXXXXX")
+  timeout 120 "$PM" tail --sender "$ALICE" --count 1 --json >"$tail_out" 2>"$tail_out.err" &
+  tail_pid=$!
+  while kill -0 "$tail_pid" 2>/dev/null && ((sent < 40)); do
+    pm assert --key alice.key --reader "$ALICE" --text "live $sent" >/dev/null || fail "assert (live)"
+    sent=$((sent + 1))
+    sleep 1
+  done
+  wait "$tail_pid" || fail "pm tail: $(cat "$tail_out.err")"
+  [[ $(jq -r 'select(.messageHash) | .sender.address' "$tail_out" 2>/dev/null) == "$ALICE" ]] \
+    || fail "pm tail printed: $(cat "$tail_out")"
+  ok "pm tail followed a new message of alice's live (after $sent sent)"
 }
 
 # One refused request per family of codes (PROTOCOL.md section 7).
@@ -378,12 +397,14 @@ refusals() { # genesis-key-file
   pm keygen --out mallory.key >/dev/null
   expect_refusal INVITE_ALREADY_USED "alice's invitation again (invitations)" \
     pm register --key mallory.key --nickname mallory --invitation "$ALICE_INVITATION" \
-      --invite-key "$ALICE_INVITE_KEY" --invite-name alice-invite
-  out=$(pm invite --key "$genesis_key" --name second-invite) || fail "invite: $out"
+      --invite-key-file "$ALICE_INVITE_KEY_FILE" --invite-name alice-invite
+  local second_key
+  second_key=$(mktemp -u "$WORK/second.XXXXXX.invite")   # pm invite never overwrites a key file
+  out=$(pm invite --key "$genesis_key" --name second-invite --invite-key-out "$second_key") || fail "invite: $out"
   wait_for_output 60 "the second invitation stored" pm message --hash "$(sed -n 's/^invitation: //p' <<<"$out")" >/dev/null
   expect_refusal NICKNAME_TAKEN "nickname ALICE taken (personas)" \
     pm register --key mallory.key --nickname ALICE --invitation "$(sed -n 's/^invitation: //p' <<<"$out")" \
-      --invite-key "$(sed -n 's/^invite key: //p' <<<"$out")" --invite-name second-invite
+      --invite-key-file "$second_key" --invite-name second-invite
   expect_code BAD_QUERY "limit 0 (queries)" \
     "$(gql 'query($s: Address!) { messageBySender(sender: $s, limit: 0) { messageHash } }' \
           "$(jq -cn --arg s "$ALICE" '{s: $s}')")"
@@ -402,13 +423,14 @@ refusals() { # genesis-key-file
 # registration's hash goes to $WORK/NICKNAME.registration.
 new_sender() { # genesis-key nickname
   local out key="$WORK/$2.key"
-  out=$(pm invite --key "$1" --name "$2-invite") || fail "invite $2: $out"
-  local inv ikey
+  local inv invite_key_file
+  invite_key_file=$(mktemp -u "$WORK/$2.XXXXXX.invite")   # pm invite never overwrites a key file
+  out=$(pm invite --key "$1" --name "$2-invite" --invite-key-out "$invite_key_file") || fail "invite $2: $out"
   inv=$(sed -n 's/^invitation: //p' <<<"$out")
-  ikey=$(sed -n 's/^invite key: //p' <<<"$out")
   wait_for_output 60 "$2's invitation stored" pm message --hash "$inv" >/dev/null
   pm keygen --out "$key" >/dev/null
-  out=$(pm register --key "$key" --nickname "$2" --invitation "$inv" --invite-key "$ikey" --invite-name "$2-invite") \
+  out=$(pm register --key "$key" --nickname "$2" --invitation "$inv" --invite-key-file "$invite_key_file" \
+          --invite-name "$2-invite") \
     || fail "register $2: $out"
   sed -n 's/^registration: //p' <<<"$out" >"$WORK/$2.registration"
   wait_for_output 60 "$2 stored" pm persona --nickname "$2" >/dev/null
