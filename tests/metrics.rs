@@ -96,6 +96,7 @@ async fn envelopes_move_the_metrics(node: &TestNode) {
     assert_eq!(before.value("pm_authorizer_envelopes_accepted_total", &[("type", "ASSERTION")]), 0.0);
     assert_eq!(before.value(refused, &duplicate), 0.0);
     assert_eq!(before.value("pm_gateway_envelopes_refused_total", &gateway_malformed), 0.0);
+    assert_eq!(before.value("pm_gateway_requests_refused_total", &[("code", "PAYLOAD_TOO_LARGE")]), 0.0);
     assert_eq!(before.value("pm_writer_deliveries_total", &written), 0.0);
     assert_eq!(before.type_of("pm_authorizer_accept_seconds"), Some("histogram"), "a histogram, not a summary");
     assert_eq!(before.type_of("pm_authorizer_envelopes_refused_total"), Some("counter"));
@@ -107,6 +108,15 @@ async fn envelopes_move_the_metrics(node: &TestNode) {
     let mut input = envelopes::assertion(&node.genesis, &[node.genesis.public()], vec![], &t).to_json_value();
     input["ACL"] = json!([null]);
     assert_eq!(node.send_input(input).await, Err("MALFORMED_ENVELOPE".to_owned()));
+    // Two requests refused as a whole, before any resolver: an input without
+    // its messageSign (not valid against the schema) and 5 MiB of request.
+    let mut input = envelopes::assertion(&node.genesis, &[node.genesis.public()], vec![], &t).to_json_value();
+    input.as_object_mut().unwrap().remove("messageSign");
+    assert_eq!(node.send_input(input).await, Err("MALFORMED_ENVELOPE".to_owned()));
+    let padding = "a".repeat(5 << 20);
+    let body = json!({ "query": "{ teleferic { signedTimestamp } }", "variables": { "pad": padding } });
+    let response = node.http.post(&node.server.url).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 413);
 
     // The writer counts a delivery once it settles it, just after the write
     // that made it readable: poll, bounded.
@@ -127,6 +137,10 @@ async fn envelopes_move_the_metrics(node: &TestNode) {
     assert_eq!(moved(refused, &duplicate), 1.0, "the refusal carries its code");
     assert_eq!(moved(refused, &[]), 1.0, "no other code moved: the gateway's refusal is not counted twice");
     assert_eq!(moved("pm_gateway_envelopes_refused_total", &gateway_malformed), 1.0);
+    let requests = "pm_gateway_requests_refused_total";
+    assert_eq!(moved(requests, &[("code", "MALFORMED_ENVELOPE")]), 1.0, "the input without messageSign");
+    assert_eq!(moved(requests, &[("code", "PAYLOAD_TOO_LARGE")]), 1.0, "the 5 MiB request");
+    assert_eq!(moved(requests, &[]), 2.0, "nothing else was refused as a whole");
     assert_eq!(moved("pm_authorizer_accept_seconds_count", &[]), 1.0, "one accept latency sample");
     assert!(moved("pm_authorizer_accept_seconds_sum", &[]) > 0.0);
     assert_eq!(
@@ -141,6 +155,8 @@ async fn envelopes_move_the_metrics(node: &TestNode) {
     assert_eq!(moved("pm_writer_lag_seconds_count", &[]), 1.0);
     assert!(moved("pm_writer_write_seconds_count", &[]) >= 1.0);
     assert!(moved("pm_writer_store_seconds_count", &[]) >= 1.0);
+    assert_eq!(before.type_of("pm_writer_unsettled"), Some("gauge"));
+    assert_eq!(after.value("pm_writer_unsettled", &[]), 0.0, "the one delivery taken is settled");
     assert!(after.value("pm_queue_depth", &[("queue", "writer")]) >= 0.0);
     assert!(after.value("pm_queue_depth", &[("queue", "dead")]) >= 0.0);
 }

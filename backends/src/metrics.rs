@@ -47,6 +47,10 @@ pub fn register() {
 }
 
 /// Shows `backend`'s series at zero once this process uses it.
+#[cfg_attr(
+    not(any(feature = "embedded", feature = "rabbitmq", feature = "hbase", feature = "elasticsearch")),
+    allow(dead_code)
+)]
 pub(crate) fn uses(backend: &'static str) {
     ::metrics::counter!(RECONNECTS, "backend" => backend).increment(0);
 }

@@ -53,17 +53,17 @@ pub(crate) async fn graphql_get(state: web::Data<GatewayState>, request: HttpReq
     async move {
         let params = match web::Query::<TextParams>::from_query(request.query_string()) {
             Ok(params) => params.into_inner(),
-            Err(error) => return graphql_reply(malformed(format!("query string is not valid: {error}"))),
+            Err(error) => return refuse(&Rejection::malformed(format!("query string is not valid: {error}"))),
         };
         if params.query.as_deref().unwrap_or_default().is_empty() && accepts_html(request.headers()) {
             return graphiql(&state.settings);
         }
         let graphql_request = match params.into_request() {
             Ok(graphql_request) => graphql_request,
-            Err(rejection) => return graphql_reply(rejection_response(&rejection)),
+            Err(rejection) => return refuse(&rejection),
         };
         if let Err(rejection) = refuse_mutation(&graphql_request) {
-            return graphql_reply(rejection_response(&rejection));
+            return refuse(&rejection);
         }
         execute(&state, graphql_request).await
     }
@@ -84,19 +84,20 @@ pub(crate) async fn graphql_post(
             Err(error @ BodyError::TooLarge(_)) => {
                 tracing::info!(limit = state.settings.limits.max_request_bytes, "request body too large");
                 let rejection = Rejection::new(RejectionCode::PayloadTooLarge, error.to_string());
+                crate::metrics::request_refused(rejection.code.as_str());
                 return HttpResponse::build(StatusCode::PAYLOAD_TOO_LARGE)
                     .insert_header(header::ContentType::json())
                     .body(response_json(&rejection_response(&rejection)));
             }
             Err(error) => {
                 tracing::info!(%error, "request body not read");
-                return graphql_reply(malformed(error.to_string()));
+                return refuse(&Rejection::malformed(error.to_string()));
             }
         };
         tracing::Span::current().record("bytes", body.len());
         let graphql_request = match parse_body(request.headers(), &body) {
             Ok(graphql_request) => graphql_request,
-            Err(rejection) => return graphql_reply(rejection_response(&rejection)),
+            Err(rejection) => return refuse(&rejection),
         };
         execute(&state, graphql_request).await
     }
@@ -138,13 +139,28 @@ async fn execute(state: &GatewayState, mut request: Request) -> HttpResponse {
     // A document that does not parse is reported by the schema run itself.
     if let Ok(document) = request.parsed_query() {
         if let Err(rejection) = limits::check(document) {
-            return graphql_reply(rejection_response(&rejection));
+            return refuse(&rejection);
         }
     }
     let request = request.data(crate::schema::persona_loader(&state.services));
     let mut response = state.schema.execute(request).await;
     label_uncoded_errors(&mut response);
+    // Errors without a path refused the request as a whole (it does not
+    // parse or is not valid against the schema): no resolver ran.
+    let whole: Vec<&async_graphql::ServerError> = response.errors.iter().filter(|e| e.path.is_empty()).collect();
+    if let Some(code) = whole.first().and_then(|e| e.extensions.as_ref()?.get(crate::CODE_EXTENSION)) {
+        match code {
+            async_graphql::Value::String(code) => crate::metrics::request_refused(code),
+            other => crate::metrics::request_refused(&other.to_string()),
+        }
+    }
     graphql_reply(response)
+}
+
+/// A request refused as a whole before it ran: counted, then answered.
+fn refuse(rejection: &Rejection) -> HttpResponse {
+    crate::metrics::request_refused(rejection.code.as_str());
+    graphql_reply(rejection_response(rejection))
 }
 
 /// A GraphQL response with HTTP 200, as section 7 requires for every error
@@ -161,10 +177,6 @@ fn graphql_reply(response: Response) -> HttpResponse {
 
 fn response_json(response: &Response) -> String {
     serde_json::to_string(response).expect("a GraphQL response always serializes to JSON")
-}
-
-fn malformed(sentence: String) -> Response {
-    rejection_response(&Rejection::malformed(sentence))
 }
 
 fn accepts_html(headers: &HeaderMap) -> bool {

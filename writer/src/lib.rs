@@ -207,6 +207,10 @@ impl Writer {
     /// time, because the consumer is not shared.
     async fn consume(&self, consumer: &mut dyn Consumer, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> Stop {
         let mut in_flight = FuturesUnordered::new();
+        // Deliveries taken and not settled; those of a lost subscription or
+        // left at shutdown go back to the queue.
+        let mut unsettled = 0;
+        let _reset = ResetUnsettled;
         let mut stopping = false;
         let grace = tokio::time::sleep(Duration::MAX);
         tokio::pin!(grace);
@@ -222,7 +226,11 @@ impl Writer {
                     return Stop::Shutdown;
                 }
                 batch = consumer.next_batch(self.settings.batch_size.max(1)), if room => match batch {
-                    Ok(batch) => in_flight.push(self.write_batch(batch)),
+                    Ok(batch) => {
+                        unsettled += batch.len();
+                        metrics::unsettled(unsettled);
+                        in_flight.push(self.write_batch(batch));
+                    }
                     Err(error) => {
                         // Its deliveries go back to the queue: drop their writes.
                         tracing::warn!(%error, dropped = in_flight.len(), "queue subscription lost; subscribing again");
@@ -231,7 +239,9 @@ impl Writer {
                 },
                 Some(mut settlement) = in_flight.next() => {
                     let stored = std::mem::take(&mut settlement.stored);
+                    unsettled -= settlement.written.len() + settlement.unwritable.len();
                     settle(consumer, settlement).await;
+                    metrics::unsettled(unsettled);
                     if let Some(events) = &self.events {
                         events.publish(&stored).await;
                     }
@@ -311,6 +321,16 @@ impl Writer {
             }
             Err(error) => settlement.unwritable.push((deliveries[0].tag, error.to_string())),
         }
+    }
+}
+
+/// Shows no unsettled deliveries once a consuming session ends: what it
+/// held goes back to the queue.
+struct ResetUnsettled;
+
+impl Drop for ResetUnsettled {
+    fn drop(&mut self) {
+        metrics::unsettled(0);
     }
 }
 

@@ -1,7 +1,8 @@
 //! What the writer records (the `metrics` crate; the binary exports it at
 //! `/metrics`): the size of each batch it takes from the queue, what became
 //! of each delivery, how long a whole batch took to write, how far behind
-//! acceptance the writes are, and the depth of the queue, sampled.
+//! acceptance the writes are, how many deliveries it holds unsettled, and
+//! the depth of the queue, sampled.
 //!
 //! The store and index halves of a write are recorded by the backends
 //! (`pm_backends::metrics`), where the two are told apart.
@@ -15,6 +16,7 @@ pub const DELIVERIES: &str = "pm_writer_deliveries_total";
 pub const WRITE_SECONDS: &str = "pm_writer_write_seconds";
 pub const LAG_SECONDS: &str = "pm_writer_lag_seconds";
 pub const QUEUE_DEPTH: &str = "pm_queue_depth";
+pub const UNSETTLED: &str = "pm_writer_unsettled";
 
 /// The `outcome` label of [`DELIVERIES`].
 pub const WRITTEN: &str = "written";
@@ -39,6 +41,12 @@ pub fn register() {
         metrics::Unit::Count,
         "Messages in the writer's queue (queue=\"writer\") and its dead-letter queue (queue=\"dead\"), sampled by the writer."
     );
+    metrics::describe_gauge!(
+        UNSETTLED,
+        metrics::Unit::Count,
+        "Deliveries this writer took from the queue and has not settled yet (the queue's depth counts only those waiting)."
+    );
+    metrics::gauge!(UNSETTLED).set(0.0);
     // A histogram with a handle is shown, empty, from the first scrape.
     for histogram in [BATCH_SIZE, WRITE_SECONDS, LAG_SECONDS] {
         let _ = metrics::histogram!(histogram);
@@ -65,6 +73,11 @@ pub(crate) fn written_after_acceptance(accepted_at: Micros, now: Micros) {
     // A clock stepped back between acceptance and write reads as no lag.
     let lag = (now.0 - accepted_at.0).max(0) as f64 / 1e6;
     metrics::histogram!(LAG_SECONDS).record(lag);
+}
+
+/// Deliveries taken and not settled yet, now.
+pub(crate) fn unsettled(count: usize) {
+    metrics::gauge!(UNSETTLED).set(count as f64);
 }
 
 pub(crate) fn queue_depth(depth: QueueDepth) {
