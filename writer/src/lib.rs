@@ -557,7 +557,11 @@ mod tests {
         let batch = vec![missing.clone(), forged.clone(), other_instant.clone(), other_hash.clone(), good.clone()];
         let settlement = f.writer.write_batch(batch).await;
         assert_eq!(settlement.written, [6]);
-        assert_eq!(settlement.stored, [good.message.message_id.clone()], "only the stored message is announced");
+        assert_eq!(
+            settlement.stored,
+            std::slice::from_ref(&good.message.message_id),
+            "only the stored message is announced"
+        );
         let dead: Vec<u64> = settlement.unwritable.iter().map(|(tag, _)| *tag).collect();
         assert_eq!(dead, [1, 2, 3, 4]);
         assert!(settlement.unwritable.iter().all(|(_, reason)| reason.starts_with("acceptance receipt")));
