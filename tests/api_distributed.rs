@@ -15,6 +15,8 @@ mod common;
 /// This binary runs the suite on the distributed deployment.
 pub const DISTRIBUTED: bool = true;
 
+#[path = "api/batch.rs"]
+mod batch;
 #[path = "api/conflicts.rs"]
 mod conflicts;
 #[path = "api/flow.rs"]

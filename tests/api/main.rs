@@ -15,6 +15,7 @@ mod common;
 /// This binary runs the suite on `pm serve` and the embedded backend.
 pub const DISTRIBUTED: bool = false;
 
+mod batch;
 mod conflicts;
 mod flow;
 mod lifecycle;
