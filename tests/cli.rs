@@ -487,21 +487,27 @@ async fn distributed_logs(format: &str) -> Option<DistributedLogs> {
     let dir = tempfile::tempdir().unwrap();
     let genesis = dir.path().join("genesis.key");
     keygen(&genesis);
+    // The earlier deployment's names for the servers, and this test's prefix.
+    let pm_on_servers = || {
+        let mut command = pm();
+        command
+            .env("BROKER_URL", format!("amqp://guest:guest@{rabbitmq}/%2f"))
+            .env("HBASE_HOSTNAME", hbase_host)
+            .env("HBASE_PORT", hbase_port)
+            .env("ES_URL", format!("http://{elasticsearch}"))
+            .env("PM_RABBITMQ__PREFIX", &prefix)
+            .env("PM_HBASE__TABLE_PREFIX", &prefix)
+            .env("PM_ELASTICSEARCH__INDEX_PREFIX", &prefix)
+            .env("PM_LOG_FORMAT", format)
+            .env("RUST_LOG", "info");
+        command
+    };
     let log_path = dir.path().join("bootstrap.log");
-    let output = pm()
+    let output = pm_on_servers()
         .args(["bootstrap", "--nickname", "Genesis", "--genesis-key"])
         .arg(&genesis)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .env("BROKER_URL", format!("amqp://guest:guest@{rabbitmq}/%2f"))
-        .env("HBASE_HOSTNAME", hbase_host)
-        .env("HBASE_PORT", hbase_port)
-        .env("ES_URL", format!("http://{elasticsearch}"))
-        .env("PM_RABBITMQ__PREFIX", &prefix)
-        .env("PM_HBASE__TABLE_PREFIX", &prefix)
-        .env("PM_ELASTICSEARCH__INDEX_PREFIX", &prefix)
-        .env("PM_LOG_FORMAT", format)
-        .env("RUST_LOG", "info")
         .stderr(std::fs::File::create(&log_path).unwrap())
         .output()
         .unwrap();
@@ -512,18 +518,9 @@ async fn distributed_logs(format: &str) -> Option<DistributedLogs> {
     let mut roles = Vec::new();
     for role in ["authorizer", "writer", "teleferic"] {
         let log_path = dir.path().join(format!("{role}.log"));
-        let mut child = pm()
+        let mut child = pm_on_servers()
             .args([role, "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
-            .env("BROKER_URL", format!("amqp://guest:guest@{rabbitmq}/%2f"))
-            .env("HBASE_HOSTNAME", hbase_host)
-            .env("HBASE_PORT", hbase_port)
-            .env("ES_URL", format!("http://{elasticsearch}"))
-            .env("PM_RABBITMQ__PREFIX", &prefix)
-            .env("PM_HBASE__TABLE_PREFIX", &prefix)
-            .env("PM_ELASTICSEARCH__INDEX_PREFIX", &prefix)
-            .env("PM_LOG_FORMAT", format)
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log_path).unwrap())
