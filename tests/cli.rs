@@ -584,7 +584,7 @@ async fn distributed_bootstrap_and_roles_end_without_an_error_line_or_colour_cod
     for (process, log) in std::iter::once(("bootstrap", &logs.bootstrap)).chain(roles) {
         assert!(!log.contains('\u{1b}'), "pm {process}: no ANSI escape in a log file: {log:?}");
         let errors: Vec<&str> = log.lines().filter(|line| line.contains("ERROR")).collect();
-        assert!(errors.is_empty(), "pm {process}: error lines after a successful run: {errors:#?}");
+        assert!(errors.is_empty(), "pm {process}: error lines after a successful run: {errors:#?}\n{log}");
         if process != "bootstrap" {
             assert!(log.contains("INFO"), "pm {process} logged at info: {log}");
         }

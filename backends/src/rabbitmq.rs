@@ -408,25 +408,9 @@ impl RabbitMqQueue {
             if link.channel.status().connected() {
                 link.channel.close(200, "pm closing").await.map_err(|e| e.to_string())?;
             }
-            if link.connection.status().connected() {
-                link.connection.close(200, "pm closing").await.map_err(|e| e.to_string())?;
-            }
             let PublisherLink { connection, channel } = link;
             drop(channel);
-            // `run` joins the I/O thread, which ends once the connection is
-            // closed. A plain thread, not `spawn_blocking`: if it ever hung,
-            // the runtime would wait for it at exit; this one is abandoned.
-            let (done, joined) = tokio::sync::oneshot::channel();
-            std::thread::Builder::new()
-                .name("pm-rabbitmq-close".to_owned())
-                .spawn(move || {
-                    let _ = done.send(connection.run());
-                })
-                .map_err(|e| e.to_string())?;
-            match joined.await {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(_) => Err("the I/O thread's result was lost".to_owned()),
-            }
+            close_connection(connection, "pm closing").await
         };
         match timeout(self.shared.settings.publish_timeout(), closed).await {
             Ok(result) => result.map_err(|e| unavailable("rabbitmq close", e)),
@@ -769,6 +753,28 @@ impl Consumer for RabbitMqConsumer {
         }
         parked
     }
+
+    async fn close(&mut self) {
+        let Some(link) = self.link.take() else { return };
+        self.pending.clear();
+        // Each channel is closed and its close answered before the
+        // connection (the broker hands back what they held unacknowledged).
+        let ConsumerLink { connection, channel, dead_letters, deliveries } = link;
+        let closed = async move {
+            for channel in [&channel, &dead_letters] {
+                if channel.status().connected() {
+                    channel.close(200, "pm writer stopping").await.map_err(|e| e.to_string())?;
+                }
+            }
+            drop((channel, dead_letters, deliveries));
+            close_connection(connection, "pm writer stopping").await
+        };
+        match tokio::time::timeout(self.shared.settings.publish_timeout(), closed).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "rabbitmq consumer connection not closed cleanly"),
+            Err(_) => tracing::warn!("rabbitmq consumer connection took too long to close"),
+        }
+    }
 }
 
 impl Shared {
@@ -792,6 +798,30 @@ async fn ready_messages(channel: &Channel, queue: &str, deadline: Instant) -> Re
         Ok(Ok(queue)) => Ok(u64::from(queue.message_count())),
         Ok(Err(error)) => Err(unavailable("rabbitmq queue depth", error)),
         Err(_) => Err(BackendError::Unavailable("rabbitmq did not tell the queue depth in time".into())),
+    }
+}
+
+/// Closes `connection` with the AMQP handshake (reply 200), then waits for
+/// lapin's I/O thread to end. Without the wait, a process that exits right
+/// after leaves that thread running into the runtime's shutdown, and it
+/// logs a connection error. `run` joins the thread, which ends once the
+/// connection is closed; it runs on a plain thread, not `spawn_blocking`:
+/// if it ever hung, the runtime would wait for it at exit, and this one is
+/// abandoned.
+pub(crate) async fn close_connection(connection: Connection, reason: &str) -> Result<(), String> {
+    if connection.status().connected() {
+        connection.close(200, reason).await.map_err(|e| e.to_string())?;
+    }
+    let (done, joined) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("pm-rabbitmq-close".to_owned())
+        .spawn(move || {
+            let _ = done.send(connection.run());
+        })
+        .map_err(|e| e.to_string())?;
+    match joined.await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("the I/O thread's result was lost".to_owned()),
     }
 }
 

@@ -225,6 +225,10 @@ impl Resolver {
                 tracing::warn!(%error, "rabbitmq connection not closed cleanly");
             }
         }
+        #[cfg(feature = "rabbitmq")]
+        if let Some(events) = self.rabbitmq_events.get() {
+            events.close().await;
+        }
     }
 
     #[cfg(feature = "hbase")]

@@ -204,6 +204,10 @@ pub trait Consumer: Send {
     async fn requeue(&mut self, tag: u64) -> Result<(), BackendError>;
     /// The message can never be written: park it with the reason.
     async fn dead_letter(&mut self, tag: u64, reason: &str) -> Result<(), BackendError>;
+    /// Ends the subscription with a goodbye to the broker; what is still
+    /// unsettled goes back to the queue. Nothing to do where there is no
+    /// connection.
+    async fn close(&mut self) {}
 }
 
 /// A uniqueness claim of section 6, stored under its row key.

@@ -155,24 +155,34 @@ impl Writer {
     /// returns. A lost subscription is taken up again with backoff. The
     /// queue's depth is sampled meanwhile.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
-        tokio::select! {
-            () = self.consume_until(shutdown) => {}
-            never = self.sample_queue_depth() => match never {},
-        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let consuming = async {
+            self.consume_until(shutdown).await;
+            let _ = stop.send(true);
+        };
+        tokio::join!(consuming, self.sample_queue_depth(stopped));
     }
 
-    /// Sets the queue depth gauges every `depth_interval_ms`, for as long
-    /// as [`Writer::run`] polls it; a queue that cannot tell is not asked
-    /// again, a failed sample is only logged (the next one may succeed).
-    async fn sample_queue_depth(&self) -> std::convert::Infallible {
+    /// Sets the queue depth gauges every `depth_interval_ms` until `stopped`
+    /// says so; a sample under way is finished first, never dropped halfway
+    /// (its reply would reach a connection already closing). A queue that
+    /// cannot tell is not asked again; a failed sample is only logged (the
+    /// next one may succeed).
+    async fn sample_queue_depth(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
         let period = Duration::from_millis(self.settings.depth_interval_ms.max(100));
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
+            tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => return,
+                _ = ticks.tick() => {}
+            }
             match self.queue.depth().await {
                 Ok(Some(depth)) => metrics::queue_depth(depth),
-                Ok(None) => return std::future::pending().await,
+                Ok(None) => {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                    return;
+                }
                 Err(error) => tracing::debug!(%error, "cannot sample the queue depth"),
             }
         }
@@ -182,9 +192,19 @@ impl Writer {
         tokio::pin!(shutdown);
         let mut backoff = self.settings.retry().backoff();
         loop {
+            let subscribing = self.queue.consume();
+            tokio::pin!(subscribing);
             let mut consumer = tokio::select! {
-                _ = &mut shutdown => return,
-                consumer = self.queue.consume() => match consumer {
+                _ = &mut shutdown => {
+                    // A subscription half made would be dropped without a
+                    // goodbye to the broker: finish it (it is bounded by the
+                    // queue's timeouts), then close it.
+                    if let Ok(mut consumer) = subscribing.await {
+                        consumer.close().await;
+                    }
+                    return;
+                }
+                consumer = &mut subscribing => match consumer {
                     Ok(consumer) => consumer,
                     Err(error) => {
                         let wait = backoff.failed().unwrap_or_default();
@@ -196,7 +216,10 @@ impl Writer {
             };
             backoff.succeeded();
             match self.consume(consumer.as_mut(), &mut shutdown).await {
-                Stop::Shutdown => return,
+                Stop::Shutdown => {
+                    consumer.close().await;
+                    return;
+                }
                 Stop::SubscriptionLost => continue,
             }
         }

@@ -42,6 +42,13 @@ const OUTBOX: usize = 1024;
 /// AMQP delivery mode 1: a notice is not written to disk.
 const TRANSIENT: u8 = 1;
 
+/// The publishing task, once started.
+enum Outbox {
+    NotStarted,
+    Running(mpsc::Sender<Vec<MessageHash>>, tokio::task::JoinHandle<()>),
+    Closed,
+}
+
 /// The body of a notice.
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub struct StoredNotice {
@@ -61,7 +68,7 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     /// Started on the first publish: a gateway, which only subscribes,
     /// never opens a publishing connection.
-    outbox: std::sync::OnceLock<mpsc::Sender<Vec<MessageHash>>>,
+    outbox: std::sync::Mutex<Outbox>,
 }
 
 impl RabbitMqEvents {
@@ -72,7 +79,8 @@ impl RabbitMqEvents {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| unavailable("the rabbitmq backend needs a tokio runtime", e))?;
         let exchange = format!("{}{EVENTS_EXCHANGE}", settings.prefix);
-        Ok(Self { inner: Arc::new(Inner { settings, exchange, runtime, outbox: std::sync::OnceLock::new() }) })
+        let outbox = std::sync::Mutex::new(Outbox::NotStarted);
+        Ok(Self { inner: Arc::new(Inner { settings, exchange, runtime, outbox }) })
     }
 
     /// The exchange's name, prefix included.
@@ -80,8 +88,11 @@ impl RabbitMqEvents {
         &self.inner.exchange
     }
 
-    fn outbox(&self) -> &mpsc::Sender<Vec<MessageHash>> {
-        self.inner.outbox.get_or_init(|| {
+    /// Hands `batch` to the publishing task, started on the first call;
+    /// false when it finds no room or the events are closed.
+    fn hand_over(&self, batch: Vec<MessageHash>) -> bool {
+        let mut outbox = self.inner.outbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Outbox::NotStarted = *outbox {
             let (sender, receiver) = mpsc::channel(OUTBOX);
             let publisher = Publisher {
                 settings: self.inner.settings.clone(),
@@ -90,9 +101,26 @@ impl RabbitMqEvents {
                 backoff: self.inner.settings.reconnect_policy().backoff(),
                 dropped: 0,
             };
-            self.inner.runtime.spawn(publisher.run(receiver));
-            sender
-        })
+            *outbox = Outbox::Running(sender, self.inner.runtime.spawn(publisher.run(receiver)));
+        }
+        match &*outbox {
+            Outbox::Running(sender, _) => sender.try_send(batch).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Publishes what is handed over already, then closes the publishing
+    /// connection with a goodbye (a role calls it before it exits). Later
+    /// notices are dropped.
+    pub async fn close(&self) {
+        let previous = {
+            let mut outbox = self.inner.outbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::mem::replace(&mut *outbox, Outbox::Closed)
+        };
+        if let Outbox::Running(sender, task) = previous {
+            drop(sender);
+            let _ = tokio::time::timeout(self.inner.settings.publish_timeout(), task).await;
+        }
     }
 }
 
@@ -129,8 +157,14 @@ impl Publisher {
                 self.dropped = 0;
             }
         }
-        if let Some((connection, _)) = self.link.take() {
-            let _ = connection.close(200, "done").await;
+        if let Some((connection, channel)) = self.link.take() {
+            if channel.status().connected() {
+                let _ = channel.close(200, "pm closing").await;
+            }
+            drop(channel);
+            if let Err(error) = super::close_connection(connection, "pm closing").await {
+                tracing::warn!(%error, "stored-events publisher connection not closed cleanly");
+            }
         }
     }
 
@@ -199,15 +233,20 @@ impl Publisher {
 /// A subscription's connection: closed with a goodbye when the stream ends,
 /// so the broker and lapin see no dropped connection.
 struct Link {
-    connection: Option<Connection>,
+    open: Option<(Connection, Channel)>,
     runtime: tokio::runtime::Handle,
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        if let Some(connection) = self.connection.take() {
+        if let Some((connection, channel)) = self.open.take() {
             self.runtime.spawn(async move {
-                let _ = connection.close(200, "subscriber gone").await;
+                // The channel's close answered first, then the connection's.
+                if channel.status().connected() {
+                    let _ = channel.close(200, "subscriber gone").await;
+                }
+                drop(channel);
+                let _ = super::close_connection(connection, "subscriber gone").await;
             });
         }
     }
@@ -219,8 +258,8 @@ impl StoredEvents for RabbitMqEvents {
         if hashes.is_empty() {
             return;
         }
-        if let Err(error) = self.outbox().try_send(hashes.to_vec()) {
-            tracing::warn!(%error, "stored-event notice dropped: the publisher is behind (best effort)");
+        if !self.hand_over(hashes.to_vec()) {
+            tracing::warn!("stored-event notice dropped: the publisher is behind or closed (best effort)");
         }
     }
 
@@ -250,8 +289,7 @@ impl StoredEvents for RabbitMqEvents {
         };
         // The connection and channel live as long as the stream, and the
         // connection is closed cleanly when it is dropped.
-        drop(channel);
-        let link = Arc::new(Link { connection: Some(connection), runtime: inner.runtime.clone() });
+        let link = Arc::new(Link { open: Some((connection, channel)), runtime: inner.runtime.clone() });
         let stream = consumer
             .take_while(|delivery| {
                 if let Err(error) = delivery {
