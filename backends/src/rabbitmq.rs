@@ -404,14 +404,8 @@ impl RabbitMqQueue {
     /// consumer's connection is dropped with its subscription.
     pub async fn close(&self) -> Result<(), BackendError> {
         let Some(link) = self.shared.publisher.lock().await.link.take() else { return Ok(()) };
-        let closed = async move {
-            if link.channel.status().connected() {
-                link.channel.close(200, "pm closing").await.map_err(|e| e.to_string())?;
-            }
-            let PublisherLink { connection, channel } = link;
-            drop(channel);
-            close_connection(connection, "pm closing").await
-        };
+        let PublisherLink { connection, channel } = link;
+        let closed = close_connection(connection, vec![channel], "pm closing");
         match timeout(self.shared.settings.publish_timeout(), closed).await {
             Ok(result) => result.map_err(|e| unavailable("rabbitmq close", e)),
             Err(_) => Err(BackendError::Unavailable("rabbitmq did not close the connection in time".into())),
@@ -760,15 +754,10 @@ impl Consumer for RabbitMqConsumer {
         // Each channel is closed and its close answered before the
         // connection (the broker hands back what they held unacknowledged).
         let ConsumerLink { connection, channel, dead_letters, deliveries } = link;
-        let closed = async move {
-            for channel in [&channel, &dead_letters] {
-                if channel.status().connected() {
-                    channel.close(200, "pm writer stopping").await.map_err(|e| e.to_string())?;
-                }
-            }
-            drop((channel, dead_letters, deliveries));
-            close_connection(connection, "pm writer stopping").await
-        };
+        // The channels close with the connection (the broker hands back what
+        // they held unacknowledged).
+        drop(deliveries);
+        let closed = close_connection(connection, vec![channel, dead_letters], "pm writer stopping");
         match tokio::time::timeout(self.shared.settings.publish_timeout(), closed).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "rabbitmq consumer connection not closed cleanly"),
@@ -801,17 +790,28 @@ async fn ready_messages(channel: &Channel, queue: &str, deadline: Instant) -> Re
     }
 }
 
-/// Closes `connection` with the AMQP handshake (reply 200), then waits for
-/// lapin's I/O thread to end. Without the wait, a process that exits right
-/// after leaves that thread running into the runtime's shutdown, and it
-/// logs a connection error. `run` joins the thread, which ends once the
-/// connection is closed; it runs on a plain thread, not `spawn_blocking`:
-/// if it ever hung, the runtime would wait for it at exit, and this one is
-/// abandoned.
-pub(crate) async fn close_connection(connection: Connection, reason: &str) -> Result<(), String> {
+/// Closes `connection` and with it its `channels` with the AMQP handshake
+/// (reply 200), then waits for lapin's I/O thread to end.
+///
+/// - The channel handles are dropped only after the connection is closed:
+///   lapin closes a channel whose last handle is dropped while it is open,
+///   and that close races the connection's (its answer then comes for a
+///   channel lapin has already forgotten, logged as a connection error).
+///   Closing each channel first races in the same way.
+/// - Without the wait, a process that exits right after leaves the I/O
+///   thread running into the runtime's shutdown, and it logs a connection
+///   error. `run` joins the thread, which ends once the connection is
+///   closed; it runs on a plain thread, not `spawn_blocking`: if it ever
+///   hung, the runtime would wait for it at exit, and this one is abandoned.
+pub(crate) async fn close_connection(
+    connection: Connection,
+    channels: Vec<Channel>,
+    reason: &str,
+) -> Result<(), String> {
     if connection.status().connected() {
         connection.close(200, reason).await.map_err(|e| e.to_string())?;
     }
+    drop(channels);
     let (done, joined) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("pm-rabbitmq-close".to_owned())

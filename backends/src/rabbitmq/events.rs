@@ -158,11 +158,7 @@ impl Publisher {
             }
         }
         if let Some((connection, channel)) = self.link.take() {
-            if channel.status().connected() {
-                let _ = channel.close(200, "pm closing").await;
-            }
-            drop(channel);
-            if let Err(error) = super::close_connection(connection, "pm closing").await {
+            if let Err(error) = super::close_connection(connection, vec![channel], "pm closing").await {
                 tracing::warn!(%error, "stored-events publisher connection not closed cleanly");
             }
         }
@@ -241,12 +237,7 @@ impl Drop for Link {
     fn drop(&mut self) {
         if let Some((connection, channel)) = self.open.take() {
             self.runtime.spawn(async move {
-                // The channel's close answered first, then the connection's.
-                if channel.status().connected() {
-                    let _ = channel.close(200, "subscriber gone").await;
-                }
-                drop(channel);
-                let _ = super::close_connection(connection, "subscriber gone").await;
+                let _ = super::close_connection(connection, vec![channel], "subscriber gone").await;
             });
         }
     }
