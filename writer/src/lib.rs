@@ -262,7 +262,7 @@ impl Writer {
                 },
                 Some(mut settlement) = in_flight.next() => {
                     let stored = std::mem::take(&mut settlement.stored);
-                    unsettled -= settlement.written.len() + settlement.unwritable.len();
+                    unsettled = unsettled.saturating_sub(settlement.written.len() + settlement.unwritable.len());
                     settle(consumer, settlement).await;
                     metrics::unsettled(unsettled);
                     if let Some(events) = &self.events {
