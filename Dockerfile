@@ -28,19 +28,20 @@ COPY authorizer/Cargo.toml authorizer/
 COPY writer/Cargo.toml writer/
 COPY reader/Cargo.toml reader/
 COPY teleferic/Cargo.toml teleferic/
+COPY fuzzing/Cargo.toml fuzzing/
 RUN set -eux; \
-    for crate in models backends http authorizer writer reader teleferic; do \
+    for crate in models backends http authorizer writer reader teleferic fuzzing; do \
         mkdir -p "$crate/src"; : > "$crate/src/lib.rs"; \
     done; \
     mkdir -p src; : > src/lib.rs; echo 'fn main() {}' > src/main.rs; \
     cargo build --release --locked --bin pm; \
-    rm -rf src models/src backends/src http/src authorizer/src writer/src reader/src teleferic/src
+    rm -rf src models/src backends/src http/src authorizer/src writer/src reader/src teleferic/src fuzzing/src
 
 # Then the sources. COPY keeps the files' own modification times, which can be
 # older than the placeholder build above: touch them so cargo rebuilds them.
 COPY . .
 RUN set -eux; \
-    find src models/src backends/src http/src authorizer/src writer/src reader/src teleferic/src -name '*.rs' -exec touch {} +; \
+    find src models/src backends/src http/src authorizer/src writer/src reader/src teleferic/src fuzzing/src -name '*.rs' -exec touch {} +; \
     cargo build --release --locked --bin pm; \
     install -m 0755 target/release/pm /usr/local/bin/pm; \
     /usr/local/bin/pm --version

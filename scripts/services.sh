@@ -625,25 +625,12 @@ es_stop() { stop_pid elasticsearch "$ES_PIDFILE" 60 "$ES_HOME"; }
 # ---------------------------------------------------------------------------
 # HBase (standalone master with in-JVM regionserver + ZooKeeper) + Thrift v1
 # ---------------------------------------------------------------------------
-# JDK 17: HBase/Hadoop reach into JDK internals (direct buffers, reflection).
-HBASE_JVM_OPTS=(
-  --add-opens java.base/java.io=ALL-UNNAMED
-  --add-opens java.base/java.nio=ALL-UNNAMED
-  --add-opens java.base/sun.nio.ch=ALL-UNNAMED
-  --add-opens java.base/java.lang=ALL-UNNAMED
-  --add-opens java.base/java.lang.reflect=ALL-UNNAMED
-  --add-opens java.base/java.util=ALL-UNNAMED
-  --add-opens java.base/java.util.concurrent=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.ref=ALL-UNNAMED
-  --add-exports java.base/jdk.internal.misc=ALL-UNNAMED
-  -Dorg.apache.hbase.thirdparty.io.netty.tryReflectionSetAccessible=true
-  -Djava.net.preferIPv4Stack=true
+# The options both HBase JVMs share, with the image (docker/hbase/jvm.options).
+mapfile -t HBASE_JVM_OPTS < <(grep -v -e '^#' -e '^$' "$SCRIPT_DIR/../docker/hbase/jvm.options")
+HBASE_JVM_OPTS+=(
   -Djava.io.tmpdir="$HBASE_DIR/tmp"
   -Dlog4j2.configurationFile="file:$HBASE_CONF/log4j2.properties"
-  -XX:+UseG1GC
-  -XX:+ExitOnOutOfMemoryError
   -XX:ErrorFile="$LOGS/hs_err_pid%p.log"
-  "$JIT_OPTS"
 )
 # Word splitting wanted: a space-separated list of JVM options.
 # shellcheck disable=SC2206

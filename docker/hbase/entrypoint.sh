@@ -5,24 +5,11 @@
 # its status, so the orchestrator restarts the whole.
 set -uo pipefail
 mkdir -p /hbase-data/hbase /hbase-data/tmp /hbase-data/zookeeper
-# JDK 17: HBase and Hadoop reach into JDK internals (as scripts/services.sh).
-opts=(
-  --add-opens java.base/java.io=ALL-UNNAMED
-  --add-opens java.base/java.nio=ALL-UNNAMED
-  --add-opens java.base/sun.nio.ch=ALL-UNNAMED
-  --add-opens java.base/java.lang=ALL-UNNAMED
-  --add-opens java.base/java.lang.reflect=ALL-UNNAMED
-  --add-opens java.base/java.util=ALL-UNNAMED
-  --add-opens java.base/java.util.concurrent=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.ref=ALL-UNNAMED
-  --add-exports java.base/jdk.internal.misc=ALL-UNNAMED
-  -Dorg.apache.hbase.thirdparty.io.netty.tryReflectionSetAccessible=true
-  -Djava.net.preferIPv4Stack=true
+# The options both JVMs share (docker/hbase/jvm.options, as scripts/services.sh).
+mapfile -t opts < <(grep -v -e '^#' -e '^$' /opt/hbase/conf/jvm.options)
+opts+=(
   -Djava.io.tmpdir=/hbase-data/tmp
   -Dlog4j2.configurationFile=file:/opt/hbase/conf/log4j2.properties
-  -XX:+UseG1GC
-  -XX:+ExitOnOutOfMemoryError
-  -XX:TieredStopAtLevel=1
 )
 # Word splitting wanted: a space-separated list of extra JVM options.
 # shellcheck disable=SC2206

@@ -295,29 +295,10 @@ pub fn table(report: &BenchReport) -> String {
     let _ =
         writeln!(out, "{:<38} {:>8} {:>10} {:>8} {:>8} {:>8}", "phase", "count", "per s", "p50 ms", "p99 ms", "max ms");
     let i = &report.ingest;
-    let _ = writeln!(
-        out,
-        "{:<38} {:>8} {:>10} {:>8} {:>8} {:>8}",
-        "ingest: accepted",
-        i.accepted,
-        rate(i.accepted_per_sec),
-        ms(i.latency.p50_ms),
-        ms(i.latency.p99_ms),
-        ms(i.latency.max_ms)
-    );
-    let _ =
-        writeln!(out, "{:<38} {:>8} {:>10}", "ingest: stored (until last readable)", i.stored, rate(i.stored_per_sec));
+    phase_row(&mut out, "ingest: accepted", i.accepted, i.accepted_per_sec, Some(&i.latency));
+    phase_row(&mut out, "ingest: stored (until last readable)", i.stored, i.stored_per_sec, None);
     for q in &report.queries {
-        let _ = writeln!(
-            out,
-            "{:<38} {:>8} {:>10} {:>8} {:>8} {:>8}",
-            format!("query: {}", q.name),
-            q.ops,
-            rate(q.per_sec),
-            ms(q.latency.p50_ms),
-            ms(q.latency.p99_ms),
-            ms(q.latency.max_ms)
-        );
+        phase_row(&mut out, &format!("query: {}", q.name), q.ops, q.per_sec, Some(&q.latency));
     }
     if !i.refused.is_empty() {
         let _ = writeln!(out, "refused or failed sends: {}", codes(&i.refused));
@@ -337,15 +318,8 @@ pub fn table(report: &BenchReport) -> String {
             "ceiling (same run)", "count", "per s", "p50 ms", "p99 ms"
         );
         for t in [&c.transport, &c.signed_timestamp] {
-            let _ = writeln!(
-                out,
-                "{:<52} {:>8} {:>10} {:>8} {:>8}",
-                format!("gateway {}", t.name),
-                t.ops,
-                rate(t.per_sec),
-                ms(t.latency.p50_ms),
-                ms(t.latency.p99_ms)
-            );
+            let latency = (ms(t.latency.p50_ms), ms(t.latency.p99_ms));
+            ceiling_row(&mut out, &format!("gateway {}", t.name), t.ops, t.per_sec, latency);
         }
         let e = &c.ed25519;
         let _ = writeln!(
@@ -360,30 +334,16 @@ pub fn table(report: &BenchReport) -> String {
                 let _ = writeln!(out, "{:<52} not measured: {error}", backend.backend);
             }
             for p in &backend.paths {
-                let (p50, p99) = p.latency.map(|l| (ms(l.p50_ms), ms(l.p99_ms))).unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "{:<52} {:>8} {:>10} {:>8} {:>8}",
-                    format!("{} {}", backend.backend, p.name),
-                    p.records,
-                    rate(p.per_sec),
-                    p50,
-                    p99
-                );
+                let latency = p.latency.map(|l| (ms(l.p50_ms), ms(l.p99_ms))).unwrap_or_default();
+                ceiling_row(&mut out, &format!("{} {}", backend.backend, p.name), p.records, p.per_sec, latency);
             }
         }
         let _ = writeln!(out);
         let _ = writeln!(out, "{:<30} {:>10}   {:<66} {:>10} {:>7}", "phase", "per s", "ceiling", "per s", "ratio");
         for r in &report.ratios {
-            let _ = writeln!(
-                out,
-                "{:<30} {:>10}   {:<66} {:>10} {:>7.3}",
-                r.phase,
-                rate(r.phase_per_sec),
-                r.ceiling,
-                rate(r.ceiling_per_sec),
-                r.ratio
-            );
+            let (phase, ceiling, ratio) = (&r.phase, &r.ceiling, r.ratio);
+            let (phase_rate, ceiling_rate) = (rate(r.phase_per_sec), rate(r.ceiling_per_sec));
+            let _ = writeln!(out, "{phase:<30} {phase_rate:>10}   {ceiling:<66} {ceiling_rate:>10} {ratio:>7.3}");
         }
         if let Some((name, get)) = c.store_get() {
             if let Some(latency) = get.latency {
@@ -403,22 +363,29 @@ pub fn table(report: &BenchReport) -> String {
             writeln!(out, "{:<8} {:>14} {:>14} {:>12}  command", "pid", "peak RSS start", "peak RSS end", "RSS end");
         let kib = |v: Option<u64>| v.map(|v| format!("{:.1} MiB", v as f64 / 1024.0)).unwrap_or_else(|| "-".into());
         for m in &report.memory {
-            let _ = writeln!(
-                out,
-                "{:<8} {:>14} {:>14} {:>12}  {}{}",
-                m.pid,
-                kib(m.peak_rss_at_start_kib),
-                kib(m.peak_rss_kib),
-                kib(m.rss_at_end_kib),
-                m.command,
-                if m.alive_at_end { "" } else { " (exited)" }
-            );
+            let (start, peak, end) = (kib(m.peak_rss_at_start_kib), kib(m.peak_rss_kib), kib(m.rss_at_end_kib));
+            let exited = if m.alive_at_end { "" } else { " (exited)" };
+            let _ = writeln!(out, "{:<8} {start:>14} {peak:>14} {end:>12}  {}{exited}", m.pid, m.command);
         }
     }
     for note in &report.notes {
         let _ = writeln!(out, "note: {note}");
     }
     out.lines().map(|line| format!("{}\n", line.trim_end())).collect()
+}
+
+/// A row of the phase table: count, rate and, where timed, p50/p99/max.
+fn phase_row(out: &mut String, name: &str, count: u64, per_sec: f64, latency: Option<&Latency>) {
+    let _ = write!(out, "{name:<38} {count:>8} {:>10}", rate(per_sec));
+    if let Some(l) = latency {
+        let _ = write!(out, " {:>8} {:>8} {:>8}", ms(l.p50_ms), ms(l.p99_ms), ms(l.max_ms));
+    }
+    let _ = writeln!(out);
+}
+
+/// A row of the ceiling table: count, rate, p50 and p99 (already formatted).
+fn ceiling_row(out: &mut String, name: &str, count: u64, per_sec: f64, (p50, p99): (String, String)) {
+    let _ = writeln!(out, "{name:<52} {count:>8} {:>10} {p50:>8} {p99:>8}", rate(per_sec));
 }
 
 fn codes(counts: &BTreeMap<String, u64>) -> String {

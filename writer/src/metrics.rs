@@ -7,6 +7,7 @@
 //! The store and index halves of a write are recorded by the backends
 //! (`pm_backends::metrics`), where the two are told apart.
 
+use metrics::Unit;
 use pm_backends::QueueDepth;
 use pm_models::time::Micros;
 use std::time::Duration;
@@ -22,30 +23,46 @@ pub const UNSETTLED: &str = "pm_writer_unsettled";
 pub const WRITTEN: &str = "written";
 pub const DEAD_LETTERED: &str = "dead_lettered";
 
+/// Each metric's name, kind, unit and help text.
+const DESCRIPTIONS: [(&str, Kind, Unit, &str); 6] = [
+    (BATCH_SIZE, Kind::Histogram, Unit::Count, "Deliveries taken from the queue in one batch."),
+    (
+        DELIVERIES,
+        Kind::Counter,
+        Unit::Count,
+        "Deliveries settled, by outcome: written or dead_lettered (a failed write is retried in place, never requeued).",
+    ),
+    (WRITE_SECONDS, Kind::Histogram, Unit::Seconds, "Time to write one batch to the store and the index, retries included."),
+    (LAG_SECONDS, Kind::Histogram, Unit::Seconds, "Consumer lag: time from an envelope's acceptance to its durable write."),
+    (
+        QUEUE_DEPTH,
+        Kind::Gauge,
+        Unit::Count,
+        "Messages in the writer's queue (queue=\"writer\") and its dead-letter queue (queue=\"dead\"), sampled by the writer.",
+    ),
+    (
+        UNSETTLED,
+        Kind::Gauge,
+        Unit::Count,
+        "Deliveries this writer took from the queue and has not settled yet (the queue's depth counts only those waiting).",
+    ),
+];
+
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
 /// Describes the writer's metrics and shows its counters and histograms at zero.
 pub fn register() {
-    metrics::describe_histogram!(BATCH_SIZE, metrics::Unit::Count, "Deliveries taken from the queue in one batch.");
-    metrics::describe_counter!(DELIVERIES, "Deliveries settled, by outcome: written or dead_lettered (a failed write is retried in place, never requeued).");
-    metrics::describe_histogram!(
-        WRITE_SECONDS,
-        metrics::Unit::Seconds,
-        "Time to write one batch to the store and the index, retries included."
-    );
-    metrics::describe_histogram!(
-        LAG_SECONDS,
-        metrics::Unit::Seconds,
-        "Consumer lag: time from an envelope's acceptance to its durable write."
-    );
-    metrics::describe_gauge!(
-        QUEUE_DEPTH,
-        metrics::Unit::Count,
-        "Messages in the writer's queue (queue=\"writer\") and its dead-letter queue (queue=\"dead\"), sampled by the writer."
-    );
-    metrics::describe_gauge!(
-        UNSETTLED,
-        metrics::Unit::Count,
-        "Deliveries this writer took from the queue and has not settled yet (the queue's depth counts only those waiting)."
-    );
+    for (name, kind, unit, help) in DESCRIPTIONS {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(name, unit, help),
+            Kind::Gauge => metrics::describe_gauge!(name, unit, help),
+            Kind::Histogram => metrics::describe_histogram!(name, unit, help),
+        }
+    }
     metrics::gauge!(UNSETTLED).set(0.0);
     // A histogram with a handle is shown, empty, from the first scrape.
     for histogram in [BATCH_SIZE, WRITE_SECONDS, LAG_SECONDS] {
