@@ -627,7 +627,10 @@ fn the_dockerfile_builds_pm_locked_and_runs_it_unprivileged_with_flags_serve_acc
             dockerfile.contains(&format!("COPY {member}/Cargo.toml {member}/")),
             "{member}'s manifest is copied early"
         );
-        assert!(placeholders.split_whitespace().any(|w| w.trim_end_matches(';') == member), "{member} gets a placeholder source");
+        assert!(
+            placeholders.split_whitespace().any(|w| w.trim_end_matches(';') == member),
+            "{member} gets a placeholder source"
+        );
     }
     assert!(dockerfile.contains("--uid 10001"), "the pm user has uid 10001");
     assert_eq!(instruction("USER"), ["pm:pm"]);
