@@ -11,7 +11,9 @@
 # The two base images are build arguments, for mirrors and local stand-ins:
 # RUST_IMAGE (a Rust toolchain on Debian bookworm) and RUNTIME_IMAGE (Debian
 # bookworm with apt). Without any registry, scripts/images.sh builds the
-# runtime image from a binary built on the host instead (docker/pm/Dockerfile).
+# runtime stage alone, from this file, with a binary built on the host: it
+# takes the lines from `FROM ${RUNTIME_IMAGE} AS runtime` on and copies the
+# binary from the build context instead of the builder stage.
 ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
@@ -61,6 +63,7 @@ RUN set -eux; \
     chmod 0750 /data
 
 COPY --from=builder /usr/local/bin/pm /usr/local/bin/pm
+RUN /usr/local/bin/pm --version
 
 # /data holds the embedded database and the node key of `pm serve` (mount a
 # volume there); the separate roles over servers keep nothing in it.

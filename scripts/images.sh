@@ -8,10 +8,12 @@
 # Usage: scripts/images.sh [IMAGE...]     (default: all, in this order)
 #
 #   base           debootstrap --variant=minbase of Debian bookworm, imported
-#   pm             the host-built release binary on base (docker/pm/Dockerfile)
+#   pm             the host-built release binary on base, by the runtime stage
+#                  of the top-level Dockerfile
 #   rabbitmq       Debian's rabbitmq-server with the management plugin
-#   elasticsearch  the 8.19.x integ-test zip of scripts/services.sh on Debian's JDK 17
-#   hbase          the HBase jars of scripts/services.sh, standalone + Thrift v1
+#   jre            Debian's OpenJDK 17 JRE on base, under elasticsearch and hbase
+#   elasticsearch  the 8.19.x integ-test zip of scripts/services.sh on jre
+#   hbase          the HBase jars of scripts/services.sh, standalone + Thrift v1, on jre
 #   tcp-proxy      Debian's haproxy, configured like tecnativa/tcp-proxy
 #
 # Idempotent: every image carries the label org.peermountain.inputs, a hash
@@ -27,6 +29,7 @@
 #   BASE_IMAGE           pm-local/base:bookworm
 #   PM_IMAGE             pm-local/pm:latest
 #   RABBITMQ_IMAGE       pm-local/rabbitmq:3.10-management
+#   JRE_IMAGE            pm-local/jre:17-bookworm
 #   ELASTICSEARCH_IMAGE  pm-local/elasticsearch:<ES version>
 #   HBASE_IMAGE          pm-local/hbase:<HBase version>
 #   TCP_PROXY_IMAGE      pm-local/tcp-proxy:latest
@@ -63,12 +66,13 @@ readonly SUITE=bookworm
 BASE_IMAGE=${BASE_IMAGE:-pm-local/base:$SUITE}
 PM_IMAGE=${PM_IMAGE:-pm-local/pm:latest}
 RABBITMQ_IMAGE=${RABBITMQ_IMAGE:-pm-local/rabbitmq:3.10-management}
+JRE_IMAGE=${JRE_IMAGE:-pm-local/jre:17-$SUITE}
 ELASTICSEARCH_IMAGE=${ELASTICSEARCH_IMAGE:-pm-local/elasticsearch:$ES_VERSION}
 HBASE_IMAGE=${HBASE_IMAGE:-pm-local/hbase:$HBASE_VERSION}
 TCP_PROXY_IMAGE=${TCP_PROXY_IMAGE:-pm-local/tcp-proxy:latest}
 
 readonly LABEL=org.peermountain.inputs
-readonly ALL_IMAGES="base pm rabbitmq elasticsearch hbase tcp-proxy"
+readonly ALL_IMAGES="base pm rabbitmq jre elasticsearch hbase tcp-proxy"
 readonly LOGS="$PM_IMAGES_DIR/logs"
 
 CLEANUP=()
@@ -113,7 +117,8 @@ build() { # name tag hash context dockerfile [docker build args...]
   local log="$LOGS/build-$name.log"
   note "$tag: building (log: $log)"
   DOCKER_BUILDKIT=0 docker build --network host --label "$LABEL=$hash" \
-      --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$tag" -f "$dockerfile" "$@" "$context" >"$log" 2>&1 \
+      --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "JRE_IMAGE=$JRE_IMAGE" \
+      -t "$tag" -f "$dockerfile" "$@" "$context" >"$log" 2>&1 \
     || die "$tag: docker build failed: $(grep -v '^ ---> \|^Step\|^Removing' "$log" | tail -n 5 | tr '\n' ' ') (log: $log)"
 }
 
@@ -182,13 +187,26 @@ build_pm() {
     binary=$target/release/pm
   fi
   [[ -x $binary ]] || die "pm: no executable at $binary"
-  hash=$( { echo "pm v1"; image_id "$BASE_IMAGE"; dir_hash "$ROOT/docker/pm"; sha <"$binary"; } | sha)
-  up_to_date "$PM_IMAGE" "$hash" && return 0
   ctx=$(new_tmp)
+  runtime_stage >"$ctx/Dockerfile"
+  hash=$( { echo "pm v2"; image_id "$BASE_IMAGE"; sha <"$ctx/Dockerfile"; sha <"$binary"; } | sha)
+  up_to_date "$PM_IMAGE" "$hash" && return 0
   cp "$binary" "$ctx/pm"
   # A debug binary (PM_BINARY=target/debug/pm) carries hundreds of MB of debug info.
   if command -v strip >/dev/null 2>&1; then strip --strip-debug "$ctx/pm" 2>/dev/null || true; fi
-  build pm "$PM_IMAGE" "$hash" "$ctx" "$ROOT/docker/pm/Dockerfile"
+  build pm "$PM_IMAGE" "$hash" "$ctx" "$ctx/Dockerfile" --build-arg "RUNTIME_IMAGE=$BASE_IMAGE"
+}
+
+# The top-level Dockerfile's runtime stage alone (its RUNTIME_IMAGE argument,
+# then every line from its FROM on), with the binary copied from the build
+# context instead of the builder stage: one file says what the image is,
+# whether docker builds pm or the host does.
+runtime_stage() {
+  local stage
+  stage=$(awk '/^ARG RUNTIME_IMAGE=/ { print } /^FROM \$\{RUNTIME_IMAGE\} AS runtime$/ { on = 1 } on' "$ROOT/Dockerfile")
+  grep -qx 'COPY --from=builder /usr/local/bin/pm /usr/local/bin/pm' <<<"$stage" \
+    || die "pm: the Dockerfile's runtime stage no longer copies /usr/local/bin/pm from the builder"
+  sed 's#^COPY --from=builder /usr/local/bin/pm /usr/local/bin/pm$#COPY pm /usr/local/bin/pm#' <<<"$stage"
 }
 
 build_rabbitmq() {
@@ -201,7 +219,7 @@ build_rabbitmq() {
 
 build_elasticsearch() {
   local hash ctx dl log="$LOGS/maven-elasticsearch.log"
-  hash=$( { echo "elasticsearch v1 $ES_VERSION"; image_id "$BASE_IMAGE"; dir_hash "$ROOT/docker/elasticsearch"; } | sha)
+  hash=$( { echo "elasticsearch v2 $ES_VERSION"; image_id "$JRE_IMAGE"; dir_hash "$ROOT/docker/elasticsearch"; } | sha)
   up_to_date "$ELASTICSEARCH_IMAGE" "$hash" && return 0
   mvn_ok
   ensure_packages unzip
@@ -222,8 +240,8 @@ build_elasticsearch() {
 
 build_hbase() {
   local hash ctx pom="$SCRIPT_DIR/hbase/pom.xml" log="$LOGS/maven-hbase.log"
-  hash=$( { echo "hbase v1 $HBASE_VERSION $HBASE_LOG4J2_VERSION $HBASE_SLF4J_VERSION"; sha <"$pom";
-            image_id "$BASE_IMAGE"; dir_hash "$ROOT/docker/hbase"; } | sha)
+  hash=$( { echo "hbase v2 $HBASE_VERSION $HBASE_LOG4J2_VERSION $HBASE_SLF4J_VERSION"; sha <"$pom";
+            image_id "$JRE_IMAGE"; dir_hash "$ROOT/docker/hbase"; } | sha)
   up_to_date "$HBASE_IMAGE" "$hash" && return 0
   mvn_ok
   ctx=$(new_tmp)
@@ -235,6 +253,13 @@ build_hbase() {
   [[ -f $ctx/lib/hbase-thrift-$HBASE_VERSION.jar ]] || die "hbase: hbase-thrift-$HBASE_VERSION.jar not resolved (log: $log)"
   cp "$ROOT"/docker/hbase/* "$ctx/"
   build hbase "$HBASE_IMAGE" "$hash" "$ctx" "$ctx/Dockerfile"
+}
+
+build_jre() {
+  local hash
+  hash=$( { echo "jre v1"; image_id "$BASE_IMAGE"; dir_hash "$ROOT/docker/jre"; } | sha)
+  up_to_date "$JRE_IMAGE" "$hash" && return 0
+  build jre "$JRE_IMAGE" "$hash" "$ROOT/docker/jre" "$ROOT/docker/jre/Dockerfile"
 }
 
 build_tcp_proxy() {
@@ -253,9 +278,16 @@ main() {
   done
   start=$(now)
   ensure_dockerd
-  # Every other image starts FROM base: make sure it exists.
+  # Every other image starts FROM base (or jre, which does): make sure it exists.
   if [[ " ${wanted[*]} " != *" base "* ]] && ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     wanted=(base "${wanted[@]}")
+  fi
+  # elasticsearch and hbase start FROM jre: build it first when it is missing.
+  if [[ " ${wanted[*]} " == *" elasticsearch "* || " ${wanted[*]} " == *" hbase "* ]] \
+      && [[ " ${wanted[*]} " != *" jre "* ]] && ! docker image inspect "$JRE_IMAGE" >/dev/null 2>&1; then
+    local i=0
+    while [[ ${wanted[$i]} == base ]]; do i=$((i + 1)); done
+    wanted=("${wanted[@]:0:$i}" jre "${wanted[@]:$i}")
   fi
   for image in "${wanted[@]}"; do
     t0=$(now)
@@ -270,6 +302,7 @@ main() {
       base) echo "BASE_IMAGE=$BASE_IMAGE" ;;
       pm) echo "PM_IMAGE=$PM_IMAGE" ;;
       rabbitmq) echo "RABBITMQ_IMAGE=$RABBITMQ_IMAGE" ;;
+      jre) echo "JRE_IMAGE=$JRE_IMAGE" ;;
       elasticsearch) echo "ELASTICSEARCH_IMAGE=$ELASTICSEARCH_IMAGE" ;;
       hbase) echo "HBASE_IMAGE=$HBASE_IMAGE" ;;
       tcp-proxy) echo "TCP_PROXY_IMAGE=$TCP_PROXY_IMAGE" ;;

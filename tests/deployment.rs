@@ -654,21 +654,41 @@ fn the_dockerfile_builds_pm_locked_and_runs_it_unprivileged_with_flags_serve_acc
 }
 
 #[test]
-fn the_image_from_a_host_built_binary_runs_pm_as_the_dockerfile_does() {
+fn the_image_from_a_host_built_binary_is_the_dockerfiles_runtime_stage() {
+    // scripts/images.sh builds the runtime stage alone: the lines from its
+    // FROM on, with the builder's binary taken from the build context.
     let dockerfile = read("Dockerfile");
-    let prebuilt = read("docker/pm/Dockerfile");
-    // Only the runtime stage of the Dockerfile: from its FROM on.
-    let runtime = &dockerfile[dockerfile.rfind("\nFROM ").expect("a runtime stage")..];
-    for name in ["USER", "WORKDIR", "EXPOSE", "HEALTHCHECK", "ENTRYPOINT", "CMD"] {
-        assert_eq!(instructions(runtime, name), instructions(&prebuilt, name), "docker/pm/Dockerfile's {name}");
+    let images_sh = read("scripts/images.sh");
+    let from = "\nFROM ${RUNTIME_IMAGE} AS runtime\n";
+    let runtime = &dockerfile[dockerfile.find(from).expect("the runtime stage starts with this FROM")..];
+    assert_eq!(runtime.matches("\nFROM ").count(), 1, "the runtime stage is the last one");
+    assert!(images_sh.contains("/^FROM \\$\\{RUNTIME_IMAGE\\} AS runtime$/"), "images.sh finds that FROM");
+    let copies: Vec<&str> = runtime.lines().filter(|l| l.contains("--from=")).collect();
+    assert_eq!(
+        copies,
+        ["COPY --from=builder /usr/local/bin/pm /usr/local/bin/pm"],
+        "only the binary comes from the builder"
+    );
+    assert!(images_sh.contains("COPY pm /usr/local/bin/pm"), "images.sh copies the binary from the build context");
+    assert!(runtime.contains("RUN /usr/local/bin/pm --version"), "the image runs the binary once");
+    assert!(!instructions(runtime, "HEALTHCHECK").is_empty(), "the image has a health check");
+}
+
+#[test]
+fn the_java_servers_images_share_one_jre_image() {
+    let jre = read("docker/jre/Dockerfile");
+    assert!(jre.contains("openjdk-17-jre-headless"), "docker/jre installs the JRE");
+    let images_sh = read("scripts/images.sh");
+    for server in ["elasticsearch", "hbase"] {
+        let dockerfile = read(&format!("docker/{server}/Dockerfile"));
+        assert_eq!(
+            instructions(&dockerfile, "FROM"),
+            ["pm-local/jre:17-bookworm"],
+            "docker/{server} starts FROM the jre image"
+        );
+        assert!(!dockerfile.contains("apt-get install"), "docker/{server} installs nothing the jre image has");
     }
-    assert!(!instructions(&prebuilt, "HEALTHCHECK").is_empty(), "the prebuilt image has a health check");
-    for shared in ["--uid 10001", "apt-get install -y --no-install-recommends ca-certificates curl", "chmod 0750 /data"]
-    {
-        assert!(dockerfile.contains(shared) && prebuilt.contains(shared), "both Dockerfiles have `{shared}`");
-    }
-    assert_eq!(instructions(&prebuilt, "FROM"), ["debian:bookworm-slim"], "BASE_IMAGE defaults to the public image");
-    assert!(prebuilt.contains("COPY pm /usr/local/bin/pm"), "the binary comes from the build context");
+    assert!(images_sh.contains("JRE_IMAGE=${JRE_IMAGE:-pm-local/jre:17-$SUITE}"), "images.sh tags the jre image so");
 }
 
 /// `${NAME:-default}`: the variable's name and its default.

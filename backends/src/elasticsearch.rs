@@ -39,7 +39,7 @@
 
 use crate::retry::{RetryPolicy, Retryable};
 use crate::settings::ElasticSettings;
-use crate::{BackendError, Cursor, MessageFilter, RecordBatch, SearchIndex};
+use crate::{BackendError, Cursor, ListedHashes, MessageFilter, RecordBatch, SearchIndex};
 use async_trait::async_trait;
 use elasticsearch::cluster::ClusterHealthParts;
 use elasticsearch::http::request::JsonBody;
@@ -250,12 +250,7 @@ impl SearchIndex for ElasticIndex {
         Ok(!self.search_ids(&self.message_index, &body).await?.is_empty())
     }
 
-    async fn list_messages(
-        &self,
-        filter: &MessageFilter,
-        after: Option<&Cursor>,
-        limit: usize,
-    ) -> Result<Vec<MessageHash>, BackendError> {
+    async fn list_messages(&self, filter: &MessageFilter, after: Option<&Cursor>, limit: usize) -> ListedHashes {
         if limit == 0 {
             return Ok(Vec::new());
         }

@@ -500,12 +500,7 @@ impl SearchIndex for EmbeddedBackend {
         })
     }
 
-    async fn list_messages(
-        &self,
-        filter: &MessageFilter,
-        after: Option<&Cursor>,
-        limit: usize,
-    ) -> Result<Vec<MessageHash>, BackendError> {
+    async fn list_messages(&self, filter: &MessageFilter, after: Option<&Cursor>, limit: usize) -> ListedHashes {
         let filter = filter.clone();
         let after = after.cloned();
         self.read(move |db| {

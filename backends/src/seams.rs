@@ -122,6 +122,9 @@ pub struct Cursor {
     pub hash: MessageHash,
 }
 
+/// A page of message hashes in listing order, or why the index could not give it.
+pub type ListedHashes = Result<Vec<MessageHash>, BackendError>;
+
 /// Lookups the reader answers from, kept by the writer. Every listing is
 /// ordered by `created_at`, then hash, and returns message hashes.
 #[async_trait]
@@ -134,12 +137,7 @@ pub trait SearchIndex: Send + Sync {
     /// (section 6: an invitation is redeemed once). With the nickname
     /// lookup, this lets the authorizer see records that hold no claim.
     async fn invitation_redeemed(&self, invite: &MessageHash) -> Result<bool, BackendError>;
-    async fn list_messages(
-        &self,
-        filter: &MessageFilter,
-        after: Option<&Cursor>,
-        limit: usize,
-    ) -> Result<Vec<MessageHash>, BackendError>;
+    async fn list_messages(&self, filter: &MessageFilter, after: Option<&Cursor>, limit: usize) -> ListedHashes;
     async fn ping(&self) -> Result<(), BackendError>;
 }
 
