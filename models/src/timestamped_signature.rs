@@ -99,4 +99,9 @@ impl TimestampedSignature {
     pub fn timestamp_text(&self) -> &str {
         &self.timestamp_text
     }
+
+    /// The signer's signature, for checks of many at once.
+    pub(crate) fn signature(&self) -> Signature {
+        Signature::from_bytes(&self.signature)
+    }
 }
