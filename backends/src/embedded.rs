@@ -4,10 +4,15 @@
 //! Guarantees:
 //! - **Durable before answered.** Every write returns after its transaction
 //!   committed with redb's default durability (data on disk, one fsync), so
-//!   an acknowledged write survives `SIGKILL`. The one exception is the
-//!   acknowledgement of deliveries, committed without an fsync: losing it
-//!   only means an idempotent redelivery, and the next durable commit
-//!   persists it anyway.
+//!   an acknowledged write survives `SIGKILL`. The exceptions are the
+//!   writer's own transactions, the [`RecordWriter::write`] of a batch of
+//!   deliveries and their acknowledgement, committed without an fsync:
+//!   their messages are already durable in the queue, redb's commits form
+//!   one history that a crash cuts at the last durable commit (so an
+//!   acknowledgement never outlives the write before it), and a lost write
+//!   only means an idempotent redelivery. The next durable commit (an
+//!   admission's, or the consumer's flush once the queue has been idle for
+//!   [`FLUSH_WHEN_IDLE`], or the one when the backend closes) persists them.
 //! - **Group commit.** Concurrent [`Admission::admit`] calls are gathered by
 //!   one committer thread into a single write transaction: each request's
 //!   claims are checked and taken, and its message queued, in turn, so a
@@ -29,6 +34,7 @@ use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefi
 use serde::{Deserialize, Serialize};
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -65,12 +71,18 @@ const MAX_GROUP: usize = 512;
 /// (issue 9); pages beyond this come from the OS's page cache.
 const CACHE_BYTES: usize = 64 << 20;
 
+/// How long the queue stays empty before the consumer makes the writer's
+/// commits durable with an empty durable commit of its own.
+const FLUSH_WHEN_IDLE: Duration = Duration::from_millis(50);
+
 /// One redb file holding every table; cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddedBackend {
     db: Arc<Database>,
     published: Arc<Notify>,
     committer: Arc<Committer>,
+    /// Set by a commit without an fsync, cleared by [`Self::flush`].
+    unflushed: Arc<AtomicBool>,
 }
 
 /// Rows of this file are written by this module alone, so they are read
@@ -188,7 +200,7 @@ impl EmbeddedBackend {
                 .map_err(unavailable)?
         };
         let committer = Arc::new(Committer { requests: Mutex::new(Some(requests)), thread: Mutex::new(Some(thread)) });
-        Ok(Self { db, published, committer })
+        Ok(Self { db, published, committer, unflushed: Arc::new(AtomicBool::new(false)) })
     }
 
     /// Runs a write, which waits for the file lock and an fsync, off the
@@ -214,13 +226,30 @@ impl EmbeddedBackend {
         durability: Durability,
         work: impl FnOnce(&redb::WriteTransaction) -> Result<(), BackendError> + Send + 'static,
     ) -> Result<(), BackendError> {
+        let flushed = !matches!(durability, Durability::None);
         self.blocking(move |db| {
             let mut txn = db.begin_write().map_err(unavailable)?;
             txn.set_durability(durability);
             work(&txn)?;
             txn.commit().map_err(unavailable)
         })
-        .await
+        .await?;
+        if !flushed {
+            self.unflushed.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Makes every commit so far durable, if one was made without an fsync.
+    async fn flush(&self) -> Result<(), BackendError> {
+        if self.unflushed.swap(false, Ordering::AcqRel) {
+            // Cleared first: a commit that ends after this one begins sets it again.
+            if let Err(e) = self.write_txn(Durability::Immediate, |_| Ok(())).await {
+                self.unflushed.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Reads rows of `table` by key, in order.
@@ -254,7 +283,8 @@ impl EmbeddedBackend {
 
 /// The committer thread: waits for an admission, takes every other one
 /// already waiting (up to [`MAX_GROUP`]), runs them all in one transaction
-/// and answers each after the commit. Ends when the backend is dropped.
+/// and answers each after the commit. Ends when the backend is dropped,
+/// with one last durable commit.
 fn run_group_commits(db: &Database, incoming: &mpsc::Receiver<AdmitRequest>, published: &Notify) {
     while let Ok(first) = incoming.recv() {
         let mut group = vec![first];
@@ -281,6 +311,10 @@ fn run_group_commits(db: &Database, incoming: &mpsc::Receiver<AdmitRequest>, pub
         if queued_any {
             published.notify_one();
         }
+    }
+    // The backend is closing: persist what the writer committed without an fsync.
+    if let Ok(txn) = db.begin_write() {
+        let _ = txn.commit();
     }
 }
 
@@ -462,7 +496,8 @@ impl RecordWriter for EmbeddedBackend {
         let keys = MessageKeys::of_batch(batch)?;
         let batch = batch.clone();
         // The index and the store are one transaction here: timed as the store.
-        let written = self.write_txn(Durability::Immediate, move |txn| {
+        // Without an fsync: the deliveries stay durable in the queue (module doc).
+        let written = self.write_txn(Durability::None, move |txn| {
             index_in(txn, &batch.personas, &keys)?;
             put_in(txn, &batch)
         });
@@ -722,8 +757,13 @@ impl Consumer for EmbeddedConsumer {
             // Register interest before looking, so a publish in between wakes us.
             let published = self.backend.published.clone();
             let notified = published.notified();
+            tokio::pin!(notified);
             self.fetch().await?;
             if self.buffer.is_empty() {
+                if tokio::time::timeout(FLUSH_WHEN_IDLE, notified.as_mut()).await.is_ok() {
+                    continue;
+                }
+                self.backend.flush().await?;
                 // The timeout is a safety net only; publishes notify.
                 let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
             }

@@ -363,6 +363,45 @@ async fn a_dropped_backend_closes_its_file_and_a_reopened_one_finds_its_queue_an
     assert_eq!(next(&mut consumer).await.message, queued("kept"));
 }
 
+/// What a `SIGKILL` would leave: a copy of the file as it is on disk while
+/// the backend still has it open, opened (and repaired) on its own.
+fn crash_copy(dir: &tempfile::TempDir, path: &std::path::Path) -> EmbeddedBackend {
+    let copy = dir.path().join(format!("crashed-{}.redb", std::process::id()));
+    let _ = std::fs::remove_file(&copy);
+    std::fs::copy(path, &copy).unwrap();
+    EmbeddedBackend::open(&copy).expect("a crashed file opens")
+}
+
+#[tokio::test]
+async fn the_writers_commits_without_fsync_never_lose_a_delivery_and_are_durable_once_the_queue_idles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.redb");
+    let backend = EmbeddedBackend::open(&path).unwrap();
+    let id = hash("kept");
+    let claims = [ClaimKey::Message(id.clone())];
+    assert_eq!(backend.admit(&claims, &queued("kept")).await.unwrap(), ClaimOutcome::Claimed);
+    let mut consumer = backend.consume().await.unwrap();
+    let delivery = next(&mut consumer).await;
+    let record = message(&id, &address(1), 1, &[]);
+    backend.write(&batch(&[], std::slice::from_ref(&record))).await.unwrap();
+    consumer.ack(&[delivery.tag]).await.unwrap();
+    assert_eq!(backend.message(&id).await.unwrap().as_ref(), Some(&record), "readable at once");
+
+    // A crash now: the write is either stored or its delivery still queued.
+    let crashed = crash_copy(&dir, &path);
+    let stored = crashed.message(&id).await.unwrap().is_some();
+    let (queued_now, _) = crashed.queue_depth().await.unwrap();
+    assert!(stored || queued_now == 1, "a crash lost the delivery: neither stored nor queued");
+    drop(crashed);
+
+    // Once the queue has been idle, the consumer has made it all durable.
+    let waited = tokio::time::timeout(Duration::from_millis(500), consumer.next_batch(1)).await;
+    assert!(waited.is_err(), "nothing more to deliver");
+    let crashed = crash_copy(&dir, &path);
+    assert_eq!(crashed.message(&id).await.unwrap(), Some(record), "stored durably");
+    assert_eq!(crashed.queue_depth().await.unwrap(), (0, 0), "and its acknowledgement too");
+}
+
 // ----- records and listings ---------------------------------------------------
 
 #[tokio::test]
