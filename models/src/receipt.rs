@@ -69,23 +69,25 @@ pub type Claimed<'a> = (&'a str, &'a MessageHash, Micros);
 
 /// [`verify_at`] for many receipts at once, one result each, in order.
 ///
-/// The signatures of every receipt that decodes and states its instant (two
-/// each: the `T`'s and `R`'s own) are checked together by one Ed25519 batch
-/// verification, which costs much less per signature than checking each.
-/// Only when that batch fails is every receipt checked on its own, to say
-/// which. Batch verification uses the cofactored equation where
+/// The signatures of every receipt that decodes and states its instant are
+/// checked together by one Ed25519 batch verification, which costs much
+/// less per signature than checking each. The batch holds each receipt's
+/// own signature only, not its `T`'s: that signature covers the `T` whole,
+/// its signature included, and the node key signs no `T` but those it
+/// issued, so a receipt whose own signature holds has a node-signed `T`
+/// (and a forged `T` needs the node's secret key just the same). Only when
+/// that batch fails is every receipt checked on its own, both signatures,
+/// to say which. Batch verification uses the cofactored equation where
 /// [`verify_at`] uses the strict one: the two differ only for keys or
 /// signatures with small-order parts, which the node key does not have and
 /// which no one without the node's secret key can use to sign a hash.
 pub fn verify_all_at(receipts: &[Claimed<'_>], node: &VerifyingKey) -> Vec<Result<(), ReceiptError>> {
     let one_by_one = |&(receipt, hash, at): &Claimed<'_>| verify_at(receipt, hash, at, node);
-    let decoded: Vec<Option<(TimestampedSignature, SignedTimestamp)>> =
+    let decoded: Vec<Option<TimestampedSignature>> =
         receipts.iter().map(|&(receipt, _, at)| decode_stating(receipt, at)).collect();
-    let mut messages: Vec<Vec<u8>> = Vec::with_capacity(2 * receipts.len());
-    let mut signatures: Vec<Signature> = Vec::with_capacity(2 * receipts.len());
-    for ((_, hash, _), (signature, t)) in receipts.iter().zip(&decoded).filter_map(|(r, d)| Some((r, d.as_ref()?))) {
-        messages.push(t.timestamp().as_str().as_bytes().to_vec());
-        signatures.push(t.signature());
+    let mut messages: Vec<Vec<u8>> = Vec::with_capacity(receipts.len());
+    let mut signatures: Vec<Signature> = Vec::with_capacity(receipts.len());
+    for ((_, hash, _), signature) in receipts.iter().zip(&decoded).filter_map(|(r, d)| Some((r, d.as_ref()?))) {
         messages.push(signed_payload(hash.as_str(), signature.timestamp_text()));
         signatures.push(signature.signature());
     }
@@ -102,11 +104,11 @@ pub fn verify_all_at(receipts: &[Claimed<'_>], node: &VerifyingKey) -> Vec<Resul
         .collect()
 }
 
-/// The receipt's signature and `T`, when it decodes and states `at`.
-fn decode_stating(receipt: &str, at: Micros) -> Option<(TimestampedSignature, SignedTimestamp)> {
+/// The receipt's signature, when it decodes and its `T` states `at`.
+fn decode_stating(receipt: &str, at: Micros) -> Option<TimestampedSignature> {
     let signature = TimestampedSignature::parse(receipt).ok()?;
     let t = signature.timestamp().ok()?;
-    (t.timestamp().as_str() == at.to_timestamp_string()).then_some((signature, t))
+    (t.timestamp().as_str() == at.to_timestamp_string()).then_some(signature)
 }
 
 #[cfg(test)]

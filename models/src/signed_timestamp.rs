@@ -104,9 +104,4 @@ impl SignedTimestamp {
     pub fn timestamp(&self) -> &TimestampString {
         &self.timestamp
     }
-
-    /// The node's signature over [`Self::timestamp`], for checks of many at once.
-    pub(crate) fn signature(&self) -> Signature {
-        Signature::from_bytes(&self.signature)
-    }
 }
