@@ -14,7 +14,9 @@
 # fresh prefix; its tables, indices and queues stay behind on those servers
 # (a few MB per run; stop the servers and delete PM_SERVICES_DIR's data to
 # start afresh).
-# PM_BIN names the pm binary (default: a release build made here).
+# PM_BIN names the pm binary (default: a release build made here);
+# PM_CLIENT_BIN, if set, runs `pm bench` itself, so that two builds of the
+# node can be compared by one load client (its report has CPU per envelope).
 # Figures and logs go to target/bench/<deployment>-<time>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -97,9 +99,16 @@ else
   done
 fi
 
+if [[ $deployment != embedded ]]; then
+  # The servers too: their memory, and their CPU for each envelope.
+  for server in rabbitmq elasticsearch hbase-master hbase-thrift; do
+    if pid=$(scripts/services.sh pid "$server" 2>/dev/null); then watch+=(--watch-pid "$pid"); fi
+  done
+fi
 also=()
 for url in "${urls[@]:1}"; do also+=(--also-url "$url"); done
 echo "bench: $deployment, $messages messages, concurrency $concurrency; logs and figures in $out"
-"$pm" bench --url "${urls[0]}" "${also[@]}" --genesis-key "$out/genesis.key" \
+client=$(realpath "${PM_CLIENT_BIN:-$pm}")
+"$client" bench --url "${urls[0]}" "${also[@]}" --genesis-key "$out/genesis.key" \
   --messages "$messages" --concurrency "$concurrency" --ceilings --json "$out/bench.json" "${watch[@]}" |
   tee "$out/bench.txt"

@@ -101,4 +101,5 @@ async fn a_short_bench_run_reports_every_phase_and_its_ceilings() {
     assert_eq!(memory.len(), 1);
     assert_eq!(memory[0]["pid"], node.server.pid().as_raw());
     positive(&report, "/memory/0/peak_rss_kib");
+    positive(&report, "/memory/0/ingest_cpu_seconds");
 }

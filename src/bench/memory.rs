@@ -2,6 +2,9 @@
 //! `/proc/PID/status` while the run goes on. `VmHWM` is the kernel's own
 //! high-water mark of the resident set, so a peak between samples is not
 //! missed; sampling keeps the last value seen should the process exit.
+//! Also the CPU time each used during the ingest (`/proc/PID/stat`): on a
+//! machine whose speed varies from run to run, CPU per envelope compares
+//! two builds more steadily than rates do.
 
 use super::report::ProcessMemory;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,6 +18,17 @@ fn status_field(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|line| line.starts_with(field) && line[field.len()..].starts_with(':'))?;
     line[field.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// User plus system CPU time of `pid` so far, in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command, which is in parentheses and may hold spaces:
+    // state is field 3, utime 14 and stime 15, in USER_HZ (100 on Linux).
+    let after_command = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_command.split_whitespace().collect();
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    Some((ticks(14)? + ticks(15)?) as f64 / 100.0)
 }
 
 fn command_of(pid: u32) -> String {
@@ -46,6 +60,7 @@ impl MemoryWatch {
                 peak_rss_kib: status_field(pid, "VmHWM"),
                 rss_at_end_kib: status_field(pid, "VmRSS"),
                 alive_at_end: true,
+                ingest_cpu_seconds: None,
             })
             .collect();
         let samples = Arc::new(Mutex::new(samples));
@@ -63,6 +78,20 @@ impl MemoryWatch {
             })
         });
         Self { samples, stop_tx, sampler }
+    }
+
+    /// Each process's CPU time so far, to pass to [`Self::ingest_ended`].
+    pub fn cpu_now(&self) -> Vec<Option<f64>> {
+        let samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        samples.iter().map(|process| cpu_seconds(process.pid)).collect()
+    }
+
+    /// Records the CPU time each process used since `began` ([`Self::cpu_now`]).
+    pub fn ingest_ended(&self, began: &[Option<f64>]) {
+        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        for (process, began) in samples.iter_mut().zip(began) {
+            process.ingest_cpu_seconds = began.zip(cpu_seconds(process.pid)).map(|(began, now)| now - began);
+        }
     }
 
     /// Takes a last sample and returns what was seen.
@@ -86,5 +115,24 @@ fn sample(samples: &Mutex<Vec<ProcessMemory>>) {
             process.peak_rss_kib = process.peak_rss_kib.max(peak);
             process.rss_at_end_kib = rss;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_time_of_a_process_grows_as_it_works() {
+        let pid = std::process::id();
+        let before = cpu_seconds(pid).expect("this process has a stat file");
+        let began = std::time::Instant::now();
+        let mut x = 0u64;
+        while began.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let after = cpu_seconds(pid).unwrap();
+        assert!(after - before >= 0.1, "300 ms of spinning took {:.2} s of CPU", after - before);
+        assert_eq!(cpu_seconds(u32::MAX), None, "no such process");
     }
 }

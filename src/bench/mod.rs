@@ -76,7 +76,9 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     progress.finish_and_clear();
 
     let progress = bar(options.messages, "ingest: signing");
+    let cpu_before_ingest = memory.cpu_now();
     let ingested = load::ingest(&gateway, cast.clone(), options.messages, concurrency, &progress).await?;
+    memory.ingest_ended(&cpu_before_ingest);
     progress.finish_and_clear();
 
     let progress = bar(0, "queries");

@@ -195,7 +195,7 @@ impl CeilingFigures {
     }
 }
 
-/// Peak memory of one watched process.
+/// Peak memory, and CPU during the ingest, of one watched process.
 #[derive(Clone, Debug, Serialize)]
 pub struct ProcessMemory {
     pub pid: u32,
@@ -208,6 +208,9 @@ pub struct ProcessMemory {
     pub rss_at_end_kib: Option<u64>,
     /// False when the process was gone at the end.
     pub alive_at_end: bool,
+    /// CPU time (user and system) from the first send until the last
+    /// accepted envelope was readable.
+    pub ingest_cpu_seconds: Option<f64>,
 }
 
 /// One phase divided by the ceiling that bounds it.
@@ -359,19 +362,56 @@ pub fn table(report: &BenchReport) -> String {
 
     if !report.memory.is_empty() {
         let _ = writeln!(out);
-        let _ =
-            writeln!(out, "{:<8} {:>14} {:>14} {:>12}  command", "pid", "peak RSS start", "peak RSS end", "RSS end");
+        let _ = writeln!(
+            out,
+            "{:<8} {:>14} {:>14} {:>12} {:>16}  command",
+            "pid", "peak RSS start", "peak RSS end", "RSS end", "ingest CPU/env"
+        );
         let kib = |v: Option<u64>| v.map(|v| format!("{:.1} MiB", v as f64 / 1024.0)).unwrap_or_else(|| "-".into());
+        let stored = report.ingest.stored.max(1) as f64;
         for m in &report.memory {
             let (start, peak, end) = (kib(m.peak_rss_at_start_kib), kib(m.peak_rss_kib), kib(m.rss_at_end_kib));
+            let cpu = m.ingest_cpu_seconds.map(|s| format!("{:.0} µs", s * 1e6 / stored)).unwrap_or_else(|| "-".into());
             let exited = if m.alive_at_end { "" } else { " (exited)" };
-            let _ = writeln!(out, "{:<8} {start:>14} {peak:>14} {end:>12}  {}{exited}", m.pid, m.command);
+            let command = shown_command(&m.command);
+            let _ = writeln!(out, "{:<8} {start:>14} {peak:>14} {end:>12} {cpu:>16}  {command}{exited}", m.pid);
         }
     }
     for note in &report.notes {
         let _ = writeln!(out, "note: {note}");
     }
     out.lines().map(|line| format!("{}\n", line.trim_end())).collect()
+}
+
+/// How much of a watched process's command line the table shows (the JSON
+/// report has it whole).
+const COMMAND_SHOWN: usize = 120;
+
+/// A command line short enough for the table: a Java server's, which runs to
+/// kilobytes of options and class path, as `java` and its main class on.
+fn shown_command(command: &str) -> String {
+    let words: Vec<&str> = command.split(' ').collect();
+    let shown = match words.split_first() {
+        Some((program, args)) if program.rsplit('/').next() == Some("java") => {
+            let takes_value = ["-cp", "-classpath", "--class-path", "--module-path", "-p", "--add-opens"];
+            let mut main = None;
+            let mut skip_next = false;
+            for (i, arg) in args.iter().enumerate() {
+                if std::mem::take(&mut skip_next) {
+                    continue;
+                }
+                if takes_value.contains(arg) {
+                    skip_next = true;
+                } else if !arg.starts_with('-') {
+                    main = Some(i);
+                    break;
+                }
+            }
+            main.map(|i| format!("java {}", args[i..].join(" "))).unwrap_or_else(|| command.to_owned())
+        }
+        _ => command.to_owned(),
+    };
+    shown.chars().take(COMMAND_SHOWN).collect()
 }
 
 /// A row of the phase table: count, rate and, where timed, p50/p99/max.
@@ -390,4 +430,18 @@ fn ceiling_row(out: &mut String, name: &str, count: u64, per_sec: f64, (p50, p99
 
 fn codes(counts: &BTreeMap<String, u64>) -> String {
     counts.iter().map(|(code, n)| format!("{code} ×{n}")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_java_servers_command_is_shown_from_its_main_class_and_others_as_they_are() {
+        let hbase = "/usr/lib/jvm/java-17/bin/java -Xmx1g --add-opens java.base/java.io=ALL-UNNAMED -cp /a.jar:/b.jar \
+                     -Dhbase.log.dir=/x org.apache.hadoop.hbase.thrift.ThriftServer start";
+        assert_eq!(shown_command(hbase), "java org.apache.hadoop.hbase.thrift.ThriftServer start");
+        assert_eq!(shown_command("/tmp/pm serve --data-dir d"), "/tmp/pm serve --data-dir d");
+        assert_eq!(shown_command(&"x".repeat(500)).len(), COMMAND_SHOWN);
+    }
 }
