@@ -47,6 +47,8 @@ pub struct Authorizer {
     node: NodeIdentity,
     settings: AuthorizerSettings,
     backends: AuthorizerBackends,
+    /// The senders' stored keys, parsed once.
+    keys: personas::ParsedKeys,
     clock: Clock,
 }
 
@@ -55,7 +57,7 @@ impl Authorizer {
         metrics::register();
         // Senders and ACL readers are looked up once (personas never change).
         backends.store = Arc::new(personas::KnownPersonas::new(backends.store));
-        Self { node, settings, backends, clock: Arc::new(Micros::now) }
+        Self { node, settings, backends, keys: personas::ParsedKeys::default(), clock: Arc::new(Micros::now) }
     }
 
     /// Replaces the wall clock (tests check vectors at their own `now`).
@@ -75,10 +77,11 @@ impl Authorizer {
     pub async fn authorize(&self, envelope: Envelope) -> Result<AcceptedEnvelope, Rejection> {
         let (started, kind) = (std::time::Instant::now(), envelope.message_type);
         let now = (self.clock)();
-        let accepted = match pipeline::check(&envelope, now, &self.node, &self.settings, &self.backends).await {
-            Ok(approved) => pipeline::admit(envelope, approved, now, &self.node, &self.backends).await,
-            Err(rejection) => Err(rejection),
-        };
+        let accepted =
+            match pipeline::check(&envelope, now, &self.node, &self.settings, &self.backends, &self.keys).await {
+                Ok(approved) => pipeline::admit(envelope, approved, now, &self.node, &self.backends).await,
+                Err(rejection) => Err(rejection),
+            };
         match &accepted {
             Ok(_) => {
                 tracing::info!("envelope accepted");

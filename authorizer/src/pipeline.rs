@@ -4,6 +4,7 @@
 //! objects of a private message. The first failure decides the code.
 
 use crate::node::NodeIdentity;
+use crate::personas::ParsedKeys;
 use crate::rejections::{conflict_rejection, timestamp_rejection, unavailable};
 use crate::settings::AuthorizerSettings;
 use crate::shape::{self, Kind};
@@ -14,7 +15,7 @@ use pm_models::envelope::Envelope;
 use pm_models::keys::VerifyingKey;
 use pm_models::records::PersonaRecord;
 use pm_models::time::Micros;
-use pm_models::{MessageHash, PublicKeyPem, Rejection, RejectionCode};
+use pm_models::{MessageHash, Rejection, RejectionCode};
 
 /// An envelope that passed every check: what to claim and who sent it.
 pub struct Approved {
@@ -31,6 +32,7 @@ pub async fn check(
     node: &NodeIdentity,
     settings: &AuthorizerSettings,
     backends: &AuthorizerBackends,
+    keys: &ParsedKeys,
 ) -> Result<Approved, Rejection> {
     // (1) shape and limits
     let shape = shape::check(envelope, settings)?;
@@ -62,9 +64,10 @@ pub async fn check(
             let Some(record) = backends.store.persona(&shape.sender).await.map_err(unavailable)? else {
                 return Err(Rejection::new(RejectionCode::UnknownSender, "sender is not a registered persona"));
             };
-            let key = PublicKeyPem::parse_lenient(&record.pubkey)
+            let key = keys
+                .parse(&record.pubkey)
                 .map_err(|e| unavailable(BackendError::Corrupt(format!("stored pubkey of {}: {e}", record.address))))?;
-            (*key.verifying_key(), Some(record))
+            (key, Some(record))
         }
     };
 
