@@ -13,25 +13,47 @@ use pm_models::public_key::PublicKeyError;
 use pm_models::records::{MessageRecord, PersonaRecord};
 use pm_models::{Address, MessageHash, PublicKeyPem};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// Personas kept at most; when full, the memory starts afresh (a simple
-/// bound: the active senders and readers are found again at once).
+/// Personas (and parsed keys) kept at most; when full, the memory starts
+/// afresh (a simple bound: the active senders and readers are found again
+/// at once).
 const CAPACITY: usize = 50_000;
+
+/// A map of what was found, bounded at [`CAPACITY`].
+struct Remembered<K, V>(Mutex<HashMap<K, V>>);
+
+impl<K, V> Default for Remembered<K, V> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: Eq + Hash, V> Remembered<K, V> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, V>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps `entries`, first forgetting everything if they would not fit.
+    fn remember(&self, entries: impl ExactSizeIterator<Item = (K, V)>) {
+        let mut map = self.lock();
+        if map.len() + entries.len() > CAPACITY {
+            map.clear();
+        }
+        map.extend(entries);
+    }
+}
 
 /// A [`RecordStore`] that remembers the personas it found.
 pub struct KnownPersonas {
     store: Arc<dyn RecordStore>,
-    known: Mutex<HashMap<Address, PersonaRecord>>,
+    known: Remembered<Address, PersonaRecord>,
 }
 
 impl KnownPersonas {
     pub fn new(store: Arc<dyn RecordStore>) -> Self {
-        Self { store, known: Mutex::default() }
-    }
-
-    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<Address, PersonaRecord>> {
-        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+        Self { store, known: Remembered::default() }
     }
 }
 
@@ -43,7 +65,7 @@ impl RecordStore for KnownPersonas {
 
     async fn personas(&self, addresses: &[Address]) -> Result<Vec<Option<PersonaRecord>>, BackendError> {
         let mut found: Vec<Option<PersonaRecord>> = {
-            let known = self.known();
+            let known = self.known.lock();
             addresses.iter().map(|address| known.get(address).cloned()).collect()
         };
         let missing: Vec<Address> =
@@ -63,11 +85,7 @@ impl RecordStore for KnownPersonas {
                 *slot = fresh.get(address).cloned();
             }
         }
-        let mut known = self.known();
-        if known.len() + fresh.len() > CAPACITY {
-            known.clear();
-        }
-        known.extend(fresh);
+        self.known.remember(fresh.into_iter());
         Ok(found)
     }
 
@@ -85,27 +103,19 @@ impl RecordStore for KnownPersonas {
 /// of `pm serve`'s time under load when done for every envelope (issue 9).
 #[derive(Default)]
 pub struct ParsedKeys {
-    parsed: Mutex<HashMap<String, VerifyingKey>>,
+    parsed: Remembered<String, VerifyingKey>,
 }
 
 impl ParsedKeys {
     /// The key of PEM text as [`PublicKeyPem::parse_lenient`] reads it; a
     /// text that does not parse is not remembered.
     pub fn parse(&self, pem: &str) -> Result<VerifyingKey, PublicKeyError> {
-        if let Some(key) = self.parsed().get(pem) {
+        if let Some(key) = self.parsed.lock().get(pem) {
             return Ok(*key);
         }
         let key = *PublicKeyPem::parse_lenient(pem)?.verifying_key();
-        let mut parsed = self.parsed();
-        if parsed.len() >= CAPACITY {
-            parsed.clear();
-        }
-        parsed.insert(pem.to_owned(), key);
+        self.parsed.remember(std::iter::once((pem.to_owned(), key)));
         Ok(key)
-    }
-
-    fn parsed(&self) -> std::sync::MutexGuard<'_, HashMap<String, VerifyingKey>> {
-        self.parsed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -130,10 +140,10 @@ mod tests {
             let expected = *PublicKeyPem::parse_lenient(text).unwrap().verifying_key();
             assert_eq!(keys.parse(text), Ok(expected));
         }
-        assert_eq!(keys.parsed().len(), 2, "one entry per text");
+        assert_eq!(keys.parsed.lock().len(), 2, "one entry per text");
         assert!(keys.parse("not a key").is_err());
         assert!(keys.parse(&pem.replace("MCow", "MCox")).is_err());
-        assert_eq!(keys.parsed().len(), 2, "failures are not kept");
+        assert_eq!(keys.parsed.lock().len(), 2, "failures are not kept");
     }
 
     #[tokio::test]
@@ -149,7 +159,7 @@ mod tests {
         // Bob registers after the first lookup: he is found, not remembered as missing.
         first.write(&RecordBatch { personas: vec![persona(&bob, "bob")], messages: vec![] }).await.unwrap();
         assert_eq!(known.persona(&b).await.unwrap(), Some(persona(&bob, "bob")));
-        assert_eq!(known.known().len(), 2);
+        assert_eq!(known.known.lock().len(), 2);
         // Found ones answer from memory, in the order asked.
         assert_eq!(
             known.personas(&[b.clone(), a.clone(), b]).await.unwrap(),
