@@ -13,6 +13,7 @@ use pm_authorizer::{Authorizer, AuthorizerBackends, NodeIdentity};
 use pm_backends::Resolver;
 use pm_models::content::NODE_NICKNAME;
 use pm_models::keys::PersonaKey;
+use pm_models::receipt::IssuedReceipts;
 use pm_models::time::Micros;
 use pm_models::PublicKeyPem;
 use pm_reader::Reader;
@@ -66,14 +67,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         claims: r.claim_store().await?,
         admission: r.admission().await?,
     };
-    let authorizer = Authorizer::new(NodeIdentity::new(node.node_key.clone()), settings.authorizer, backends);
+    // The writer takes the receipts this authorizer issued without checking their signatures.
+    let issued = Arc::new(IssuedReceipts::default());
+    let identity = NodeIdentity::new(node.node_key.clone()).remembering_receipts(issued.clone());
+    let authorizer = Authorizer::new(identity, settings.authorizer, backends);
     let sweeping = crate::roles::sweep_pending_admissions(&settings, r).await?;
     let reader = Reader::new(store.clone(), index);
     let node_public = *node.node_key.public().verifying_key();
     // The writer tells the gateway's live subscribers what it stored.
     let events = r.stored_events().await?;
     let writer = Writer::new(store, r.record_writer().await?, r.queue().await?, node_public, settings.writer)
-        .with_events(events.clone());
+        .with_events(events.clone())
+        .with_issued_receipts(issued);
 
     let listener = crate::roles::bind(&settings)?;
     let address = listener.local_addr()?;

@@ -9,9 +9,10 @@
 
 use pm_models::keys::PersonaKey;
 use pm_models::keys::VerifyingKey;
+use pm_models::receipt::{self, IssuedReceipts};
 use pm_models::signed_timestamp::{SignedTimestamp, TimestampError};
 use pm_models::time::Micros;
-use pm_models::{receipt, Address, MessageHash};
+use pm_models::{Address, MessageHash};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -23,6 +24,8 @@ const VERIFIED_TIMESTAMPS: usize = 4096;
 pub struct NodeIdentity {
     key: PersonaKey,
     verified: Arc<Mutex<HashSet<String>>>,
+    /// Where the receipts it issues are remembered for an in-process writer.
+    issued: Option<Arc<IssuedReceipts>>,
 }
 
 impl std::fmt::Debug for NodeIdentity {
@@ -33,7 +36,14 @@ impl std::fmt::Debug for NodeIdentity {
 
 impl NodeIdentity {
     pub fn new(key: PersonaKey) -> Self {
-        Self { key, verified: Arc::default() }
+        Self { key, verified: Arc::default(), issued: None }
+    }
+
+    /// Remembers every receipt it issues in `issued`, for a writer in the
+    /// same process (`pm serve`) to check them without their signatures.
+    pub fn remembering_receipts(mut self, issued: Arc<IssuedReceipts>) -> Self {
+        self.issued = Some(issued);
+        self
     }
 
     pub fn signed_timestamp(&self, now: Micros) -> SignedTimestamp {
@@ -57,7 +67,18 @@ impl NodeIdentity {
 
     /// The acceptance receipt `R` of `hash`, accepted at `now` (section 8).
     pub fn receipt(&self, hash: &MessageHash, now: Micros) -> String {
-        receipt::issue(&self.key, hash, now)
+        let receipt = receipt::issue(&self.key, hash, now);
+        if let Some(issued) = &self.issued {
+            issued.remember(hash, now, &receipt);
+        }
+        receipt
+    }
+
+    /// Forgets the receipt of `hash`, whose admission failed.
+    pub fn withdraw_receipt(&self, hash: &MessageHash) {
+        if let Some(issued) = &self.issued {
+            issued.forget(hash);
+        }
     }
 
     pub fn address(&self) -> Address {
@@ -87,5 +108,22 @@ mod tests {
         let stranger = SignedTimestamp::issue(&PersonaKey::from_seed([2; 32]), Micros(1_700_000_000_000_000));
         assert_eq!(node.verify_timestamp(&stranger), Err(TimestampError::NotNodeSigned));
         assert_eq!(node.verify_timestamp(&stranger), Err(TimestampError::NotNodeSigned), "failures are not remembered");
+    }
+
+    #[test]
+    fn the_receipts_it_issues_are_remembered_for_the_writer_until_withdrawn() {
+        let issued = Arc::new(IssuedReceipts::default());
+        let node = NodeIdentity::new(PersonaKey::from_seed([1; 32])).remembering_receipts(issued.clone());
+        let at = Micros(1_700_000_000_000_000);
+        let (kept, withdrawn) = (MessageHash::of_message("kept"), MessageHash::of_message("withdrawn"));
+        let (kept_receipt, withdrawn_receipt) = (node.receipt(&kept, at), node.receipt(&withdrawn, at));
+        node.withdraw_receipt(&withdrawn);
+        // Checked against a key that did not sign them: only a remembered one passes.
+        let other = PersonaKey::from_seed([2; 32]);
+        let checked = issued.verify_all_at(
+            &[(kept_receipt.as_str(), &kept, at), (withdrawn_receipt.as_str(), &withdrawn, at)],
+            other.public().verifying_key(),
+        );
+        assert_eq!(checked, vec![Ok(()), Err(receipt::ReceiptError::NotNodeSigned)]);
     }
 }

@@ -123,7 +123,11 @@ pub async fn admit(
         receipt: receipt.clone(),
         payload: envelope.to_queue_payload(),
     };
-    match backends.admission.admit(&approved.claims, &queued).await.map_err(unavailable)? {
+    let admitted = backends.admission.admit(&approved.claims, &queued).await;
+    if !matches!(admitted, Ok(ClaimOutcome::Claimed)) {
+        node.withdraw_receipt(&queued.message_id);
+    }
+    match admitted.map_err(unavailable)? {
         ClaimOutcome::Claimed => {
             Ok(AcceptedEnvelope { envelope, sender: approved.sender, created_at: now.to_rfc3339(), receipt })
         }

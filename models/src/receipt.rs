@@ -9,6 +9,9 @@ use crate::signed_timestamp::{SignedTimestamp, TimestampError};
 use crate::time::Micros;
 use crate::timestamped_signature::{signed_payload, SignatureError, TimestampedSignature};
 use ed25519_dalek::Signature;
+use lru::LruCache;
+use std::num::NonZeroUsize;
+use std::sync::{Mutex, PoisonError};
 
 /// Why a receipt does not prove acceptance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +107,70 @@ pub fn verify_all_at(receipts: &[Claimed<'_>], node: &VerifyingKey) -> Vec<Resul
         .collect()
 }
 
+/// Receipts issued by this process for admissions its writer has not yet
+/// taken, so that a writer in the same process (`pm serve`) can check a
+/// delivery's receipt by comparing it, byte for byte, with the one issued
+/// for that hash at that instant, rather than by its signature: the same
+/// proof that the authorizer accepted it, without the Ed25519 work.
+///
+/// Bounded: beyond [`IssuedReceipts::CAPACITY`] the oldest are forgotten,
+/// and a receipt not found here (forgotten, issued before a restart or by
+/// another process, or altered in the queue) is verified by its signature
+/// as usual, so forgetting costs time, never safety.
+pub struct IssuedReceipts(Mutex<LruCache<MessageHash, (Micros, String)>>);
+
+impl Default for IssuedReceipts {
+    fn default() -> Self {
+        let capacity = NonZeroUsize::new(Self::CAPACITY).expect("the capacity is not zero");
+        Self(Mutex::new(LruCache::new(capacity)))
+    }
+}
+
+impl IssuedReceipts {
+    /// Receipts remembered at most (a few MiB).
+    pub const CAPACITY: usize = 16_384;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<MessageHash, (Micros, String)>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remembers `receipt`, issued for `hash` accepted at `accepted_at`.
+    pub fn remember(&self, hash: &MessageHash, accepted_at: Micros, receipt: &str) {
+        self.lock().put(hash.clone(), (accepted_at, receipt.to_owned()));
+    }
+
+    /// Forgets the receipt of `hash` (its admission failed).
+    pub fn forget(&self, hash: &MessageHash) {
+        self.lock().pop(hash);
+    }
+
+    /// [`verify_all_at`], where a receipt identical to the one issued here
+    /// for its hash and instant passes without a signature check (and is
+    /// forgotten: a redelivery is checked by its signature).
+    pub fn verify_all_at(&self, receipts: &[Claimed<'_>], node: &VerifyingKey) -> Vec<Result<(), ReceiptError>> {
+        let issued_here: Vec<bool> = {
+            let mut issued = self.lock();
+            receipts
+                .iter()
+                .map(|&(receipt, hash, at)| match issued.pop(hash) {
+                    Some((issued_at, issued_receipt)) => issued_at == at && issued_receipt == receipt,
+                    None => false,
+                })
+                .collect()
+        };
+        let others: Vec<Claimed<'_>> =
+            receipts.iter().zip(&issued_here).filter(|(_, &here)| !here).map(|(claimed, _)| *claimed).collect();
+        let mut checked = verify_all_at(&others, node).into_iter();
+        issued_here
+            .into_iter()
+            .map(|here| match here {
+                true => Ok(()),
+                false => checked.next().expect("one result for each receipt not issued here"),
+            })
+            .collect()
+    }
+}
+
 /// The receipt's signature, when it decodes and its `T` states `at`.
 fn decode_stating(receipt: &str, at: Micros) -> Option<TimestampedSignature> {
     let signature = TimestampedSignature::parse(receipt).ok()?;
@@ -169,5 +236,65 @@ mod tests {
             ]
         );
         assert_eq!(verify_all_at(&mixed, key), alone);
+    }
+
+    #[test]
+    fn a_receipt_issued_here_passes_unchecked_only_when_identical_and_only_once() {
+        let node = PersonaKey::from_seed([1; 32]);
+        let stranger = PersonaKey::from_seed([2; 32]);
+        let key = node.public().verifying_key();
+        let at = Micros(1_700_000_001_654_321);
+        let hashes: Vec<MessageHash> = (0..5).map(|i| MessageHash::of_message(&format!("m{i}"))).collect();
+        let good: Vec<String> = hashes.iter().map(|h| issue(&node, h, at)).collect();
+        let issued = IssuedReceipts::default();
+        for (hash, receipt) in hashes.iter().zip(&good) {
+            issued.remember(hash, at, receipt);
+        }
+        // Remembered, but the queue says otherwise: each is checked by its signature.
+        let forged = issue(&stranger, &hashes[1], at);
+        issued.forget(&hashes[4]);
+        let claimed: Vec<Claimed<'_>> = vec![
+            (good[0].as_str(), &hashes[0], at),
+            (forged.as_str(), &hashes[1], at),
+            (good[2].as_str(), &hashes[2], Micros(at.0 + 1)),
+            (good[0].as_str(), &hashes[3], at),
+            (good[4].as_str(), &hashes[4], at),
+        ];
+        let expected = vec![
+            Ok(()),
+            Err(ReceiptError::NotNodeSigned),
+            Err(ReceiptError::OtherInstant),
+            Err(ReceiptError::BadSignature),
+            Ok(()),
+        ];
+        assert_eq!(issued.verify_all_at(&claimed, key), expected);
+        assert_eq!(verify_all_at(&claimed, key), expected, "the same results as by signatures");
+        // Taken once: nothing is left to compare with, so a forgery of the
+        // first fails on its signature.
+        let forged_first = issue(&stranger, &hashes[0], at);
+        assert_eq!(
+            issued.verify_all_at(&[(forged_first.as_str(), &hashes[0], at)], key),
+            vec![Err(ReceiptError::NotNodeSigned)]
+        );
+    }
+
+    #[test]
+    fn a_receipt_issued_here_passes_even_when_its_signature_would_not_be_checked() {
+        // The point of remembering: an identical receipt needs no Ed25519 work,
+        // shown with a node key that differs from the one that issued it.
+        let node = PersonaKey::from_seed([1; 32]);
+        let other = PersonaKey::from_seed([3; 32]);
+        let at = Micros(1_700_000_001_654_321);
+        let hash = MessageHash::of_message("m");
+        let receipt = issue(&node, &hash, at);
+        let issued = IssuedReceipts::default();
+        issued.remember(&hash, at, &receipt);
+        let claimed = [(receipt.as_str(), &hash, at)];
+        assert_eq!(issued.verify_all_at(&claimed, other.public().verifying_key()), vec![Ok(())]);
+        assert_eq!(
+            issued.verify_all_at(&claimed, other.public().verifying_key()),
+            vec![Err(ReceiptError::NotNodeSigned)],
+            "taken once"
+        );
     }
 }

@@ -4,7 +4,9 @@
 //! - only what the authorizer accepted is stored: a delivery whose
 //!   acceptance receipt `R` does not verify against the node key, for its
 //!   hash and acceptance instant, is dead-lettered, whoever put it on the
-//!   queue;
+//!   queue (in `pm serve`, a receipt identical to one the authorizer in the
+//!   same process issued for that hash and instant needs no signature
+//!   check: [`IssuedReceipts`]);
 //! - a delivery is acknowledged only after its records are durably in both
 //!   the record store and the search index;
 //! - every write is idempotent (row key = address or `messageHash`, listing
@@ -38,7 +40,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use pm_backends::retry::RetryPolicy;
 use pm_backends::{BackendError, Consumer, Delivery, Queue, RecordBatch, RecordStore, RecordWriter, StoredEvents};
 use pm_models::keys::VerifyingKey;
-use pm_models::receipt;
+use pm_models::receipt::{self, IssuedReceipts};
 use pm_models::time::Micros;
 use pm_models::MessageHash;
 use serde::{Deserialize, Serialize};
@@ -106,6 +108,8 @@ pub struct Writer {
     settings: WriterSettings,
     /// Told the hashes of each batch once it is stored (the live tail).
     events: Option<Arc<dyn StoredEvents>>,
+    /// The receipts an authorizer in the same process issued.
+    issued: Option<Arc<IssuedReceipts>>,
 }
 
 /// Why a consuming session ended.
@@ -134,7 +138,14 @@ impl Writer {
         settings: WriterSettings,
     ) -> Self {
         metrics::register();
-        Self { store, records, queue, node, settings, events: None }
+        Self { store, records, queue, node, settings, events: None, issued: None }
+    }
+
+    /// Takes a receipt identical to one in `issued` (filled by the
+    /// authorizer of the same process) as verified, without its signature.
+    pub fn with_issued_receipts(mut self, issued: Arc<IssuedReceipts>) -> Self {
+        self.issued = Some(issued);
+        self
     }
 
     /// Announces the hashes of every batch once it is stored and
@@ -290,7 +301,10 @@ impl Writer {
         // Every receipt of the batch in one Ed25519 batch verification.
         let claimed: Vec<receipt::Claimed<'_>> =
             fresh.iter().map(|d| (d.message.receipt.as_str(), &d.message.message_id, d.message.accepted_at)).collect();
-        let checked = receipt::verify_all_at(&claimed, &self.node);
+        let checked = match &self.issued {
+            Some(issued) => issued.verify_all_at(&claimed, &self.node),
+            None => receipt::verify_all_at(&claimed, &self.node),
+        };
         let mut accepted = Vec::with_capacity(fresh.len());
         for (delivery, check) in fresh.into_iter().zip(checked) {
             match check {
@@ -594,6 +608,27 @@ mod tests {
         assert!(settlement.unwritable.iter().all(|(_, reason)| reason.starts_with("acceptance receipt")));
         assert!(![missing, forged, other_instant, other_hash].iter().any(|d| f.stored(d)));
         assert!(f.stored(&good));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn receipts_issued_in_this_process_pass_as_issued_and_an_altered_one_is_still_dead_lettered() {
+        let mut f = fixture();
+        let issued = Arc::new(IssuedReceipts::default());
+        f.writer = f.writer.clone().with_issued_receipts(issued.clone());
+        let deliveries: Vec<Delivery> = (1..=4).map(|tag| f.delivery(tag)).collect();
+        for d in &deliveries {
+            issued.remember(&d.message.message_id, d.message.accepted_at, &d.message.receipt);
+        }
+        let [good, mut forged, mut other_instant, also_good] = <[Delivery; 4]>::try_from(deliveries).unwrap();
+        forged.message.receipt = receipt::issue(&f.sender, &forged.message.message_id, ACCEPTED);
+        other_instant.message.accepted_at = Micros(ACCEPTED.0 + 1);
+        let batch = vec![good.clone(), forged.clone(), other_instant.clone(), also_good.clone()];
+        let settlement = f.writer.write_batch(batch).await;
+        assert_eq!(settlement.written, [1, 4]);
+        let dead: Vec<u64> = settlement.unwritable.iter().map(|(tag, _)| *tag).collect();
+        assert_eq!(dead, [2, 3]);
+        assert!(f.stored(&good) && f.stored(&also_good));
+        assert!(!f.stored(&forged) && !f.stored(&other_instant));
     }
 
     #[tokio::test(start_paused = true)]
