@@ -12,6 +12,7 @@
 //!   413 with a `PAYLOAD_TOO_LARGE` error; every other answer is HTTP 200;
 //! - bad input never panics and never yields a 5xx.
 
+use crate::documents::ParsedDocuments;
 use crate::errors::{error_codes, label_uncoded_errors, rejection_response};
 use crate::limits;
 use crate::schema::{GatewaySchema, Services};
@@ -32,6 +33,7 @@ pub(crate) struct GatewayState {
     pub(crate) schema: GatewaySchema,
     pub(crate) services: Services,
     pub(crate) settings: GatewaySettings,
+    pub(crate) documents: ParsedDocuments,
 }
 
 // ---------------------------------------------------------------- /teleferic
@@ -136,10 +138,18 @@ async fn execute(state: &GatewayState, mut request: Request) -> HttpResponse {
     if let Some(name) = &request.operation_name {
         tracing::Span::current().record("operation", name.as_str());
     }
-    // A document that does not parse is reported by the schema run itself.
-    if let Ok(document) = request.parsed_query() {
-        if let Err(rejection) = limits::check(document) {
-            return refuse(&rejection);
+    // A text parsed before is not parsed again; a document that does not
+    // parse is reported by the schema run itself.
+    match state.documents.get(&request.query) {
+        Some(document) => request.set_parsed_query(document),
+        None => {
+            if let Ok(document) = request.parsed_query() {
+                if let Err(rejection) = limits::check(document) {
+                    return refuse(&rejection);
+                }
+                let document = document.clone();
+                state.documents.keep(&request.query, document);
+            }
         }
     }
     let request = request.data(crate::schema::persona_loader(&state.services));

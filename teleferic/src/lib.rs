@@ -11,6 +11,7 @@
 //! serves on a listener the caller bound, so tests bind port 0. It counts
 //! the envelopes it refuses itself ([`metrics`]).
 
+mod documents;
 mod errors;
 mod explorer;
 mod http;
@@ -63,7 +64,12 @@ impl Gateway {
     }
 
     fn build(services: schema::Services, settings: GatewaySettings) -> Self {
-        let state = http::GatewayState { schema: schema::build_schema(services.clone()), services, settings };
+        let state = http::GatewayState {
+            schema: schema::build_schema(services.clone()),
+            services,
+            settings,
+            documents: Default::default(),
+        };
         Self { state: web::Data::new(state) }
     }
 

@@ -470,3 +470,22 @@ async fn the_cost_of_a_request_counts_list_sizes_and_aliases() {
     assert_eq!(error_codes(&body), ["MALFORMED_ENVELOPE"], "{body}");
     assert!(app.reader.message_queries.lock().unwrap().is_empty(), "nothing was read for a refused request");
 }
+
+#[tokio::test]
+async fn a_query_text_sent_again_runs_with_its_new_variables_and_one_over_the_limits_stays_refused() {
+    let app = spawn_app().await;
+    // The same text for two personas: the second answer is the second's.
+    let text = "query($a: Address) { persona(address: $a) { address nickname } }";
+    for persona in [&app.alice, &app.bob, &app.alice] {
+        let body = app.graphql(text, json!({ "a": persona.address })).await;
+        assert_eq!(body.get("errors"), None, "{body}");
+        assert_eq!(body["data"]["persona"]["nickname"], persona.nickname.as_str(), "{body}");
+    }
+    // A short text (under 3 KB) past the cap of 100 aliases is refused every time it is sent.
+    let aliases: String = (0..150).map(|i| format!("a{i}: __typename ")).collect();
+    for _ in 0..2 {
+        let body = app.graphql(&format!("{{ {aliases} }}"), json!({})).await;
+        assert_eq!(error_codes(&body), ["MALFORMED_ENVELOPE"], "{body}");
+        assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+    }
+}
