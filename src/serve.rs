@@ -1,7 +1,9 @@
 //! `pm serve`: every role in one process on the configured backends (the
 //! embedded file by default). The gateway answers on the configured
 //! address; the authorizer and reader run in-process behind it; the writer
-//! consumes the queue.
+//! consumes the queue. On the embedded file alone, admissions store their
+//! records themselves and the writer only drains what an earlier version
+//! left queued.
 //!
 //! Shutdown drains in order: the gateway stops taking requests and finishes
 //! those in flight, then the writer settles its in-flight deliveries.

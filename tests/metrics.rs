@@ -80,12 +80,23 @@ fn processes(node: &TestNode) -> Vec<&Server> {
     std::iter::once(&node.server).chain(&node.gateways).chain(&node.roles).collect()
 }
 
+/// Who stores an accepted envelope.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StoredBy {
+    /// The writer, from the queue (the distributed deployment).
+    Writer,
+    /// The admission itself, in its own transaction (`pm serve` on the
+    /// embedded file): the writer takes nothing.
+    Admission,
+}
+
 /// One accepted assertion, the same envelope again (`DUPLICATE_MESSAGE`,
 /// refused by the authorizer) and an input with a null ACL rule
 /// (`MALFORMED_ENVELOPE`, refused by the gateway): each counter moves by
 /// exactly its envelope, the accept latency histogram by one, and the
-/// writer's series once it has written the assertion.
-async fn envelopes_move_the_metrics(node: &TestNode) {
+/// writer's series once it has written the assertion (when the writer
+/// stores it).
+async fn envelopes_move_the_metrics(node: &TestNode, stored_by: StoredBy) {
     let all = processes(node);
     let before = Scrape::of(&node.http, &all).await;
     let refused = "pm_authorizer_envelopes_refused_total";
@@ -103,7 +114,12 @@ async fn envelopes_move_the_metrics(node: &TestNode) {
 
     let t = node.timestamp().await;
     let envelope = envelopes::assertion(&node.genesis, &[node.genesis.public()], vec![], &t);
-    node.send_ok(&envelope).await;
+    node.send(&envelope).await.expect("accepted");
+    if stored_by == StoredBy::Admission {
+        let found = node.message(&envelope.message_hash).await;
+        assert_eq!(found["messageHash"], envelope.message_hash.as_str(), "readable once accepted: {found}");
+    }
+    node.wait_readable(&envelope.message_hash).await;
     node.send_refused(&envelope, "DUPLICATE_MESSAGE").await;
     let mut input = envelopes::assertion(&node.genesis, &[node.genesis.public()], vec![], &t).to_json_value();
     input["ACL"] = json!([null]);
@@ -121,9 +137,14 @@ async fn envelopes_move_the_metrics(node: &TestNode) {
     // The writer counts a delivery once it settles it, just after the write
     // that made it readable: poll, bounded.
     let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let writes = match stored_by {
+        StoredBy::Writer => 1.0,
+        StoredBy::Admission => 0.0,
+    };
     let after = loop {
         let scrape = Scrape::of(&node.http, &all).await;
-        if scrape.value("pm_writer_deliveries_total", &written) >= 1.0 && scrape.sum("pm_queue_depth", &[]).is_some() {
+        if scrape.value("pm_writer_deliveries_total", &written) >= writes && scrape.sum("pm_queue_depth", &[]).is_some()
+        {
             break scrape;
         }
         assert!(Instant::now() < deadline, "the writer's metrics did not move within {SETTLE_TIMEOUT:?}");
@@ -148,23 +169,29 @@ async fn envelopes_move_the_metrics(node: &TestNode) {
         after.value("pm_authorizer_accept_seconds_count", &[])
     );
 
-    assert_eq!(moved("pm_writer_deliveries_total", &written), 1.0, "the assertion, written once");
     assert_eq!(moved("pm_writer_deliveries_total", &[("outcome", "dead_lettered")]), 0.0);
+    assert_eq!(before.type_of("pm_writer_unsettled"), Some("gauge"));
+    if stored_by == StoredBy::Admission {
+        assert_eq!(moved("pm_writer_deliveries_total", &written), 0.0, "the admission stored it, not the writer");
+        assert_eq!(moved("pm_writer_batch_size_count", &[]), 0.0, "nothing was queued");
+        assert_eq!(after.value("pm_queue_depth", &[("queue", "writer")]), 0.0);
+        return;
+    }
+    assert_eq!(moved("pm_writer_deliveries_total", &written), 1.0, "the assertion, written once");
     assert_eq!(moved("pm_writer_batch_size_count", &[]), 1.0, "one batch taken");
     assert_eq!(moved("pm_writer_batch_size_sum", &[]), 1.0, "of one delivery");
     assert_eq!(moved("pm_writer_lag_seconds_count", &[]), 1.0);
     assert!(moved("pm_writer_write_seconds_count", &[]) >= 1.0);
     assert!(moved("pm_writer_store_seconds_count", &[]) >= 1.0);
-    assert_eq!(before.type_of("pm_writer_unsettled"), Some("gauge"));
     assert_eq!(after.value("pm_writer_unsettled", &[]), 0.0, "the one delivery taken is settled");
     assert!(after.value("pm_queue_depth", &[("queue", "writer")]) >= 0.0);
     assert!(after.value("pm_queue_depth", &[("queue", "dead")]) >= 0.0);
 }
 
 #[tokio::test]
-async fn metrics_of_pm_serve_move_with_accepted_refused_and_written_envelopes() {
+async fn metrics_of_pm_serve_move_with_accepted_refused_and_stored_envelopes() {
     let node = spawn_embedded_node().await;
-    envelopes_move_the_metrics(&node).await;
+    envelopes_move_the_metrics(&node, StoredBy::Admission).await;
     let scrape = Scrape::of(&node.http, &processes(&node)).await;
     assert_eq!(scrape.value("pm_backend_reconnects_total", &[("backend", "embedded")]), 0.0, "shown once used");
     assert_eq!(scrape.sum("pm_backend_errors_total", &[]), None, "no backend call failed");
@@ -173,10 +200,10 @@ async fn metrics_of_pm_serve_move_with_accepted_refused_and_written_envelopes() 
 #[tokio::test]
 async fn metrics_of_every_distributed_role_move_and_sum_to_the_same_counts() {
     let Some(node) = spawn_deployment().await else {
-        envelopes_move_the_metrics(&spawn_embedded_node().await).await;
+        envelopes_move_the_metrics(&spawn_embedded_node().await, StoredBy::Admission).await;
         return;
     };
-    envelopes_move_the_metrics(&node).await;
+    envelopes_move_the_metrics(&node, StoredBy::Writer).await;
     let scrape = Scrape::of(&node.http, &processes(&node)).await;
     assert!(scrape.value("pm_writer_index_seconds_count", &[]) >= 1.0, "Elasticsearch indexed the batch");
     for backend in ["rabbitmq", "hbase", "elasticsearch"] {

@@ -9,12 +9,13 @@ use crate::rejections::{conflict_rejection, timestamp_rejection, unavailable};
 use crate::settings::AuthorizerSettings;
 use crate::shape::{self, Kind};
 use crate::{private, public, AuthorizerBackends};
-use pm_backends::{BackendError, ClaimKey, ClaimOutcome, QueuedMessage};
+use pm_backends::{BackendError, ClaimKey, ClaimOutcome, QueuedMessage, RecordBatch};
 use pm_models::api::AcceptedEnvelope;
 use pm_models::envelope::Envelope;
 use pm_models::keys::VerifyingKey;
-use pm_models::records::PersonaRecord;
+use pm_models::records::{MessageRecord, PersonaRecord};
 use pm_models::time::Micros;
+use pm_models::timestamped_signature::TimestampedSignature;
 use pm_models::{MessageHash, Rejection, RejectionCode};
 
 /// An envelope that passed every check: what to claim and who sent it.
@@ -23,6 +24,9 @@ pub struct Approved {
     pub claims: Vec<ClaimKey>,
     /// The sender; for a registration, the persona its body describes.
     pub sender: PersonaRecord,
+    /// A registration: storing it creates `sender`.
+    pub registers: bool,
+    pub message_sign: TimestampedSignature,
 }
 
 /// Runs steps 1–6 without side effects.
@@ -86,6 +90,7 @@ pub async fn check(
 
     // (6) public content and body rules, or ACL and objects
     let mut claims = vec![ClaimKey::Message(hash.clone())];
+    let registers = matches!(shape.kind, Kind::Registration { .. });
     let sender = match &shape.kind {
         Kind::Invitation { content, body } => {
             public::check_content(envelope, content, &sender_key, node)?;
@@ -104,7 +109,7 @@ pub async fn check(
             sender.expect("a non-registration sender was resolved in step 3")
         }
     };
-    Ok(Approved { message_hash: shape.message_hash, claims, sender })
+    Ok(Approved { message_hash: shape.message_hash, claims, sender, registers, message_sign: shape.message_sign })
 }
 
 /// Takes the claims and queues the envelope; the loser of a race for a claim
@@ -118,12 +123,18 @@ pub async fn admit(
 ) -> Result<AcceptedEnvelope, Rejection> {
     let receipt = node.receipt(&approved.message_hash, now);
     let queued = QueuedMessage {
-        message_id: approved.message_hash,
+        message_id: approved.message_hash.clone(),
         accepted_at: now,
         receipt: receipt.clone(),
         payload: envelope.to_queue_payload(),
     };
-    let admitted = backends.admission.admit(&approved.claims, &queued).await;
+    let admitted = match backends.admission.stores_records() {
+        true => {
+            let records = records_of(&envelope, &approved, now, &receipt);
+            backends.admission.admit_storing(&approved.claims, &queued, records).await
+        }
+        false => backends.admission.admit(&approved.claims, &queued).await,
+    };
     if !matches!(admitted, Ok(ClaimOutcome::Claimed)) {
         node.withdraw_receipt(&queued.message_id);
     }
@@ -133,4 +144,13 @@ pub async fn admit(
         }
         ClaimOutcome::Conflict(key) => Err(conflict_rejection(&key)),
     }
+}
+
+/// The records the writer stores for `envelope` (PROTOCOL.md section 9),
+/// for an admission that stores them itself: the message, and the persona a
+/// registration creates.
+fn records_of(envelope: &Envelope, approved: &Approved, now: Micros, receipt: &str) -> RecordBatch {
+    let message = MessageRecord::accepted(envelope, &approved.sender, &approved.message_sign, now, receipt);
+    let personas = if approved.registers { vec![approved.sender.clone()] } else { Vec::new() };
+    RecordBatch { personas, messages: vec![message] }
 }

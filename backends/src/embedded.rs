@@ -18,12 +18,19 @@
 //!   claims are checked and taken, and its message queued, in turn, so a
 //!   request sees the claims of those before it, and all are answered after
 //!   the one commit (one fsync for the group).
+//! - **Admissions that store.** On a file that is the node's store, index
+//!   and queue alike ([`EmbeddedBackend::open_with`]), an admission given
+//!   its records ([`Admission::admit_storing`]) writes them and their index
+//!   entries in the group's transaction instead of queueing the message:
+//!   readable once answered, with nothing for the writer to do; they are
+//!   announced to the live tail after the commit.
 //! - **One transaction per write.** A [`RecordWriter::write`] batch is
 //!   indexed and stored in one transaction: never an index entry without its
 //!   record or the reverse.
 //! - **Queue.** One consumer per database; unsettled deliveries are handed
 //!   out again when a new consumer starts.
 
+use crate::events::LocalEvents;
 use crate::seams::*;
 use async_trait::async_trait;
 use pm_models::content::nickname_key;
@@ -83,6 +90,8 @@ pub struct EmbeddedBackend {
     committer: Arc<Committer>,
     /// Set by a commit without an fsync, cleared by [`Self::flush`].
     unflushed: Arc<AtomicBool>,
+    /// Admissions store their records ([`EmbeddedBackend::open_with`]).
+    stores_records: bool,
 }
 
 /// Rows of this file are written by this module alone, so they are read
@@ -147,6 +156,8 @@ struct StoredDead {
 struct AdmitRequest {
     keys: Vec<ClaimKey>,
     message: QueuedMessage,
+    /// The message's records and listing keys, stored instead of queueing it.
+    records: Option<(RecordBatch, Vec<MessageKeys>)>,
     answer: oneshot::Sender<Result<ClaimOutcome, BackendError>>,
 }
 
@@ -169,6 +180,14 @@ impl Drop for Committer {
 impl EmbeddedBackend {
     /// Opens (or creates) the database file and every table in it.
     pub fn open(path: &Path) -> Result<Self, BackendError> {
+        Self::open_with(path, None)
+    }
+
+    /// [`EmbeddedBackend::open`]; with `stored`, admissions given their
+    /// records store them in their own transaction and announce them there
+    /// ([`Admission::admit_storing`]), for a node whose store, index and
+    /// queue are all this file.
+    pub fn open_with(path: &Path, stored: Option<LocalEvents>) -> Result<Self, BackendError> {
         let db = Arc::new(Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(unavailable)?);
         let txn = db.begin_write().map_err(unavailable)?;
         {
@@ -192,15 +211,16 @@ impl EmbeddedBackend {
         txn.commit().map_err(unavailable)?;
         let published = Arc::new(Notify::new());
         let (requests, incoming) = mpsc::channel();
+        let stores_records = stored.is_some();
         let thread = {
             let (db, published) = (db.clone(), published.clone());
             std::thread::Builder::new()
                 .name("pm-embedded-commit".into())
-                .spawn(move || run_group_commits(&db, &incoming, &published))
+                .spawn(move || run_group_commits(&db, &incoming, &published, stored.as_ref()))
                 .map_err(unavailable)?
         };
         let committer = Arc::new(Committer { requests: Mutex::new(Some(requests)), thread: Mutex::new(Some(thread)) });
-        Ok(Self { db, published, committer, unflushed: Arc::new(AtomicBool::new(false)) })
+        Ok(Self { db, published, committer, unflushed: Arc::new(AtomicBool::new(false)), stores_records })
     }
 
     /// Runs a write, which waits for the file lock and an fsync, off the
@@ -285,7 +305,12 @@ impl EmbeddedBackend {
 /// already waiting (up to [`MAX_GROUP`]), runs them all in one transaction
 /// and answers each after the commit. Ends when the backend is dropped,
 /// with one last durable commit.
-fn run_group_commits(db: &Database, incoming: &mpsc::Receiver<AdmitRequest>, published: &Notify) {
+fn run_group_commits(
+    db: &Database,
+    incoming: &mpsc::Receiver<AdmitRequest>,
+    published: &Notify,
+    stored: Option<&LocalEvents>,
+) {
     while let Ok(first) = incoming.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -295,10 +320,16 @@ fn run_group_commits(db: &Database, incoming: &mpsc::Receiver<AdmitRequest>, pub
             }
         }
         let outcomes = admit_group(db, &group);
-        let queued_any = matches!(&outcomes, Ok(o) if o.contains(&ClaimOutcome::Claimed));
+        let (mut queued_any, mut stored_hashes) = (false, Vec::new());
         match outcomes {
             Ok(outcomes) => {
                 for (request, outcome) in group.into_iter().zip(outcomes) {
+                    if outcome == ClaimOutcome::Claimed {
+                        match request.records {
+                            Some(_) => stored_hashes.push(request.message.message_id),
+                            None => queued_any = true,
+                        }
+                    }
                     let _ = request.answer.send(Ok(outcome));
                 }
             }
@@ -310,6 +341,9 @@ fn run_group_commits(db: &Database, incoming: &mpsc::Receiver<AdmitRequest>, pub
         }
         if queued_any {
             published.notify_one();
+        }
+        if let Some(events) = stored {
+            events.announce(stored_hashes);
         }
     }
     // The backend is closing: persist what the writer committed without an fsync.
@@ -328,7 +362,13 @@ fn admit_group(db: &Database, group: &[AdmitRequest]) -> Result<Vec<ClaimOutcome
         for request in group {
             let outcome = claim_in(&mut claims, &request.keys, request.message.message_id.as_str())?;
             if outcome == ClaimOutcome::Claimed {
-                enqueue_in(&txn, &request.message)?;
+                match &request.records {
+                    Some((records, keys)) => {
+                        put_in(&txn, records)?;
+                        index_in(&txn, &records.personas, keys)?;
+                    }
+                    None => enqueue_in(&txn, &request.message)?,
+                }
             }
             outcomes.push(outcome);
         }
@@ -647,12 +687,16 @@ impl ClaimStore for EmbeddedBackend {
     }
 }
 
-#[async_trait]
-impl Admission for EmbeddedBackend {
+impl EmbeddedBackend {
     /// Joins the next group commit (module doc).
-    async fn admit(&self, keys: &[ClaimKey], message: &QueuedMessage) -> Result<ClaimOutcome, BackendError> {
+    async fn join_group(
+        &self,
+        keys: &[ClaimKey],
+        message: &QueuedMessage,
+        records: Option<(RecordBatch, Vec<MessageKeys>)>,
+    ) -> Result<ClaimOutcome, BackendError> {
         let (answer, answered) = oneshot::channel();
-        let request = AdmitRequest { keys: keys.to_vec(), message: message.clone(), answer };
+        let request = AdmitRequest { keys: keys.to_vec(), message: message.clone(), records, answer };
         let sent = match &*self.committer.requests.lock().unwrap_or_else(PoisonError::into_inner) {
             Some(requests) => requests.send(request).is_ok(),
             None => false,
@@ -661,6 +705,30 @@ impl Admission for EmbeddedBackend {
             return Err(BackendError::Unavailable("the embedded committer has stopped".to_owned()));
         }
         answered.await.map_err(|_| BackendError::Unavailable("the embedded committer has stopped".to_owned()))?
+    }
+}
+
+#[async_trait]
+impl Admission for EmbeddedBackend {
+    async fn admit(&self, keys: &[ClaimKey], message: &QueuedMessage) -> Result<ClaimOutcome, BackendError> {
+        self.join_group(keys, message, None).await
+    }
+
+    fn stores_records(&self) -> bool {
+        self.stores_records
+    }
+
+    async fn admit_storing(
+        &self,
+        keys: &[ClaimKey],
+        message: &QueuedMessage,
+        records: RecordBatch,
+    ) -> Result<ClaimOutcome, BackendError> {
+        if !self.stores_records {
+            return self.admit(keys, message).await;
+        }
+        let listing = MessageKeys::of_batch(&records)?;
+        self.join_group(keys, message, Some((records, listing))).await
     }
 
     async fn ping(&self) -> Result<(), BackendError> {

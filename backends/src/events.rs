@@ -29,16 +29,22 @@ impl LocalEvents {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// [`StoredEvents::publish`] from a thread outside the async runtime
+    /// (the embedded committer); it never waits either way.
+    pub fn announce(&self, hashes: Vec<MessageHash>) {
+        if hashes.is_empty() {
+            return;
+        }
+        // An error only means nobody listens now.
+        let _ = self.sender.send(Arc::new(hashes));
+    }
 }
 
 #[async_trait]
 impl StoredEvents for LocalEvents {
     async fn publish(&self, hashes: &[MessageHash]) {
-        if hashes.is_empty() {
-            return;
-        }
-        // An error only means nobody listens now.
-        let _ = self.sender.send(Arc::new(hashes.to_vec()));
+        self.announce(hashes.to_vec());
     }
 
     async fn subscribe(&self) -> Result<StoredEventStream, BackendError> {

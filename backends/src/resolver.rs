@@ -252,7 +252,12 @@ impl Resolver {
                 std::fs::create_dir_all(&self.data_dir)
                     .map_err(|source| ResolveError::DataDir { path: self.data_dir.display().to_string(), source })?;
                 let path = self.database_path();
-                crate::embedded::EmbeddedBackend::open(&path)
+                // A node on this file alone stores each admission's records in its transaction.
+                let b = self.settings.backends;
+                let all_here = b.store == StoreBackend::Embedded
+                    && b.index == IndexBackend::Embedded
+                    && b.queue == QueueBackend::Embedded;
+                crate::embedded::EmbeddedBackend::open_with(&path, all_here.then(|| self.local_events.clone()))
                     .map_err(|source| ResolveError::Embedded { path: path.display().to_string(), source })
             })
             .await?;

@@ -340,6 +340,23 @@ pub trait ClaimStore: Send + Sync {
 #[async_trait]
 pub trait Admission: Send + Sync {
     async fn admit(&self, keys: &[ClaimKey], message: &QueuedMessage) -> Result<ClaimOutcome, BackendError>;
+    /// Whether [`Admission::admit_storing`] stores the records itself.
+    fn stores_records(&self) -> bool {
+        false
+    }
+    /// [`Admission::admit`], given the records the writer would store for
+    /// `message`. An admission whose claims, store and index are one
+    /// database (the embedded file) stores them in the admission's own
+    /// transaction, announces them as stored, and queues nothing, so the
+    /// message is readable once admitted; others queue `message`.
+    async fn admit_storing(
+        &self,
+        keys: &[ClaimKey],
+        message: &QueuedMessage,
+        _records: RecordBatch,
+    ) -> Result<ClaimOutcome, BackendError> {
+        self.admit(keys, message).await
+    }
     /// The claim store and the queue are both reachable.
     async fn ping(&self) -> Result<(), BackendError>;
 }

@@ -287,6 +287,54 @@ async fn admission_queues_only_when_every_claim_is_free() {
     assert_eq!(backend.queue_depth().await.unwrap().0, 1, "conflicting envelopes were not queued");
 }
 
+#[tokio::test]
+async fn an_admission_on_a_file_that_is_the_whole_node_stores_its_records_and_queues_nothing() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let events = pm_backends::events::LocalEvents::new();
+    let backend = EmbeddedBackend::open_with(&dir.path().join("ledger.redb"), Some(events.clone())).unwrap();
+    assert!(backend.stores_records());
+    let mut announced = events.subscribe().await.unwrap();
+    let (alice, bob) = (persona(1, "alice"), address(2));
+    let sender = Address::parse(&alice.address).unwrap();
+    let first = message(&hash("first"), &sender, 5, &[&bob]);
+    let claims = [ClaimKey::Message(hash("first")), ClaimKey::Nickname("alice".into())];
+    let records = batch(std::slice::from_ref(&alice), std::slice::from_ref(&first));
+    let outcome = backend.admit_storing(&claims, &queued("first"), records.clone()).await.unwrap();
+    assert_eq!(outcome, ClaimOutcome::Claimed);
+    // Readable, listed and announced at once; nothing waits in the queue.
+    assert_eq!(backend.messages(&[hash("first")]).await.unwrap(), [Some(first.clone())]);
+    assert_eq!(backend.personas(&[sender.clone()]).await.unwrap(), [Some(alice.clone())]);
+    assert_eq!(backend.persona_by_nickname("alice").await.unwrap(), Some(sender.clone()));
+    assert_eq!(backend.list_messages(&MessageFilter::Reader(bob), None, 10).await.unwrap(), [hash("first")]);
+    assert_eq!(announced.next().await, Some(vec![hash("first")]));
+    assert_eq!(backend.queue_depth().await.unwrap(), (0, 0));
+
+    // A conflict stores nothing, announces nothing.
+    let rival = message(&hash("rival"), &sender, 6, &[]);
+    let outcome = backend
+        .admit_storing(
+            &[ClaimKey::Message(hash("rival")), ClaimKey::Nickname("alice".into())],
+            &queued("rival"),
+            batch(&[], std::slice::from_ref(&rival)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, ClaimOutcome::Conflict(ClaimKey::Nickname("alice".into())));
+    assert_eq!(backend.messages(&[hash("rival")]).await.unwrap(), [None]);
+    assert_eq!(backend.holder(&ClaimKey::Message(hash("rival"))).await.unwrap(), None);
+    let nothing = tokio::time::timeout(Duration::from_millis(100), announced.next()).await;
+    assert!(nothing.is_err(), "no notice for a conflict");
+
+    // A file opened for a node whose index or queue lives elsewhere queues.
+    drop(backend);
+    let queuing = EmbeddedBackend::open(&dir.path().join("other.redb")).unwrap();
+    assert!(!queuing.stores_records());
+    assert_eq!(queuing.admit_storing(&claims, &queued("first"), records).await.unwrap(), ClaimOutcome::Claimed);
+    assert_eq!(queuing.messages(&[hash("first")]).await.unwrap(), [None]);
+    assert_eq!(queuing.queue_depth().await.unwrap(), (1, 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_admissions_admit_exactly_one_racer_per_claim_and_queue_each_winner_once() {
     let (_dir, backend) = open();

@@ -5,6 +5,7 @@ use crate::content::{BodyMap, MessageContent, Registration, BODY_REGISTRATION};
 use crate::envelope::{AclRule, Envelope, ObjectEntry};
 use crate::message_type::MessageType;
 use crate::time::Micros;
+use crate::timestamped_signature::TimestampedSignature;
 use crate::PublicKeyPem;
 use serde::{Deserialize, Serialize};
 
@@ -116,6 +117,27 @@ impl MessageRecord {
             message_sign: envelope.message_sign.clone(),
             receipt: Some(receipt.to_owned()),
         }
+    }
+
+    /// The record of `envelope`, accepted at `accepted_at` with `receipt`,
+    /// from `sender` (for a registration, the persona it creates) and its
+    /// parsed `messageSign`: what the writer stores for it.
+    pub fn accepted(
+        envelope: &Envelope,
+        sender: &PersonaRecord,
+        message_sign: &TimestampedSignature,
+        accepted_at: Micros,
+        receipt: &str,
+    ) -> Self {
+        Self::from_envelope(
+            envelope,
+            &sender.pubkey,
+            &sender.nickname,
+            message_sign.signature_b64(),
+            message_sign.timestamp_text(),
+            accepted_at,
+            receipt,
+        )
     }
 
     pub fn kind(&self) -> Option<MessageType> {

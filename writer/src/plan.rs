@@ -108,14 +108,6 @@ fn plan_one(
             .get(&envelope.sender)
             .ok_or_else(|| format!("sender {} is not a stored persona", envelope.sender))?,
     };
-    let message = MessageRecord::from_envelope(
-        &envelope,
-        &sender.pubkey,
-        &sender.nickname,
-        sign.signature_b64(),
-        sign.timestamp_text(),
-        queued.accepted_at,
-        &queued.receipt,
-    );
+    let message = MessageRecord::accepted(&envelope, sender, &sign, queued.accepted_at, &queued.receipt);
     Ok(WritePlan { persona, message })
 }
