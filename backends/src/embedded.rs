@@ -23,7 +23,9 @@
 //!   its records ([`Admission::admit_storing`]) writes them and their index
 //!   entries in the group's transaction instead of queueing the message:
 //!   readable once answered, with nothing for the writer to do; they are
-//!   announced to the live tail after the commit.
+//!   announced to the live tail after the commit. The stored message row
+//!   is then the claim of its hash: no claim row is written for it, and
+//!   both are checked.
 //! - **One transaction per write.** A [`RecordWriter::write`] batch is
 //!   indexed and stored in one transaction: never an index entry without its
 //!   record or the reverse.
@@ -360,16 +362,27 @@ fn admit_group(db: &Database, group: &[AdmitRequest]) -> Result<Vec<ClaimOutcome
     {
         let mut claims = txn.open_table(CLAIM).map_err(unavailable)?;
         for request in group {
-            let outcome = claim_in(&mut claims, &request.keys, request.message.message_id.as_str())?;
-            if outcome == ClaimOutcome::Claimed {
-                match &request.records {
-                    Some((records, keys)) => {
+            let by = request.message.message_id.as_str();
+            let outcome = match &request.records {
+                Some((records, keys)) => {
+                    let outcome = {
+                        let messages = txn.open_table(MESSAGE).map_err(unavailable)?;
+                        claim_storing_in(&mut claims, &messages, &request.keys, by)?
+                    };
+                    if outcome == ClaimOutcome::Claimed {
                         put_in(&txn, records)?;
                         index_in(&txn, &records.personas, keys)?;
                     }
-                    None => enqueue_in(&txn, &request.message)?,
+                    outcome
                 }
-            }
+                None => {
+                    let outcome = claim_in(&mut claims, &request.keys, by)?;
+                    if outcome == ClaimOutcome::Claimed {
+                        enqueue_in(&txn, &request.message)?;
+                    }
+                    outcome
+                }
+            };
             outcomes.push(outcome);
         }
     }
@@ -391,6 +404,34 @@ fn claim_in(table: &mut redb::Table<&str, &str>, keys: &[ClaimKey], by: &str) ->
     }
     for row in &rows {
         table.insert(row.as_str(), by).map_err(unavailable)?;
+    }
+    Ok(ClaimOutcome::Claimed)
+}
+
+/// [`claim_in`] for an admission that stores its message: the message's
+/// own row is its claim, so the claim of its hash is not written, only
+/// checked against both the stored messages and the claims (one an
+/// admission queued before holds).
+fn claim_storing_in(
+    claims: &mut redb::Table<&str, &str>,
+    messages: &redb::Table<&str, &[u8]>,
+    keys: &[ClaimKey],
+    by: &str,
+) -> Result<ClaimOutcome, BackendError> {
+    let rows: Vec<String> = keys.iter().map(ClaimKey::row_key).collect();
+    for (key, row) in keys.iter().zip(&rows) {
+        let stored = match key {
+            ClaimKey::Message(hash) => messages.get(hash.as_str()).map_err(unavailable)?.is_some(),
+            _ => false,
+        };
+        if stored || claims.get(row.as_str()).map_err(unavailable)?.is_some() {
+            return Ok(ClaimOutcome::Conflict(key.clone()));
+        }
+    }
+    for (key, row) in keys.iter().zip(&rows) {
+        if !matches!(key, ClaimKey::Message(_)) {
+            claims.insert(row.as_str(), by).map_err(unavailable)?;
+        }
     }
     Ok(ClaimOutcome::Claimed)
 }

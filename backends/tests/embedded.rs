@@ -309,6 +309,24 @@ async fn an_admission_on_a_file_that_is_the_whole_node_stores_its_records_and_qu
     assert_eq!(backend.list_messages(&MessageFilter::Reader(bob), None, 10).await.unwrap(), [hash("first")]);
     assert_eq!(announced.next().await, Some(vec![hash("first")]));
     assert_eq!(backend.queue_depth().await.unwrap(), (0, 0));
+    // The stored row is the message's claim: no claim row is written for
+    // it, and the same hash is refused again, as is one an admission queued.
+    assert_eq!(backend.holder(&ClaimKey::Message(hash("first"))).await.unwrap(), None);
+    assert_eq!(
+        backend.holder(&ClaimKey::Nickname("alice".into())).await.unwrap().as_deref(),
+        Some(hash("first").as_str())
+    );
+    let again = [ClaimKey::Message(hash("first"))];
+    let outcome = backend.admit_storing(&again, &queued("first"), records.clone()).await.unwrap();
+    assert_eq!(outcome, ClaimOutcome::Conflict(ClaimKey::Message(hash("first"))));
+    let queued_before = [ClaimKey::Message(hash("queued"))];
+    assert_eq!(backend.admit(&queued_before, &queued("queued")).await.unwrap(), ClaimOutcome::Claimed);
+    let queued_records = batch(&[], &[message(&hash("queued"), &sender, 7, &[])]);
+    let outcome = backend.admit_storing(&queued_before, &queued("queued"), queued_records).await.unwrap();
+    assert_eq!(outcome, ClaimOutcome::Conflict(ClaimKey::Message(hash("queued"))));
+    assert_eq!(backend.queue_depth().await.unwrap(), (1, 0));
+    let mut consumer = backend.consume().await.unwrap();
+    assert_eq!(next(&mut consumer).await.message, queued("queued"), "the one admission that was queued");
 
     // A conflict stores nothing, announces nothing.
     let rival = message(&hash("rival"), &sender, 6, &[]);
@@ -327,12 +345,52 @@ async fn an_admission_on_a_file_that_is_the_whole_node_stores_its_records_and_qu
     assert!(nothing.is_err(), "no notice for a conflict");
 
     // A file opened for a node whose index or queue lives elsewhere queues.
+    drop(consumer);
     drop(backend);
     let queuing = EmbeddedBackend::open(&dir.path().join("other.redb")).unwrap();
     assert!(!queuing.stores_records());
     assert_eq!(queuing.admit_storing(&claims, &queued("first"), records).await.unwrap(), ClaimOutcome::Claimed);
     assert_eq!(queuing.messages(&[hash("first")]).await.unwrap(), [None]);
     assert_eq!(queuing.queue_depth().await.unwrap(), (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_envelope_admitted_concurrently_is_stored_exactly_once() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let events = pm_backends::events::LocalEvents::new();
+    let backend = EmbeddedBackend::open_with(&dir.path().join("ledger.redb"), Some(events.clone())).unwrap();
+    let mut announced = events.subscribe().await.unwrap();
+    let sender = address(1);
+    // 10 envelopes, each sent by three racers at once.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(30));
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let (backend, start) = (backend.clone(), start.clone());
+            let label = format!("envelope-{}", i % 10);
+            let records = batch(&[], &[message(&hash(&label), &sender, 10 + (i % 10) as i64, &[])]);
+            tokio::spawn(async move {
+                let keys = [ClaimKey::Message(hash(&label))];
+                start.wait().await;
+                backend.admit_storing(&keys, &queued(&label), records).await.unwrap()
+            })
+        })
+        .collect();
+    let outcomes: Vec<ClaimOutcome> = futures::future::join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    let won = outcomes.iter().filter(|o| **o == ClaimOutcome::Claimed).count();
+    assert_eq!(won, 10, "one racer of each envelope wins: {outcomes:?}");
+    let hashes: Vec<MessageHash> = (0..10).map(|i| hash(&format!("envelope-{i}"))).collect();
+    assert!(backend.messages(&hashes).await.unwrap().iter().all(Option::is_some));
+    let listed = backend.list_messages(&MessageFilter::Sender(sender), None, 100).await.unwrap();
+    assert_eq!(listed.len(), 10, "each listed once: {listed:?}");
+    let mut notices = Vec::new();
+    while notices.len() < 10 {
+        notices.extend(tokio::time::timeout(Duration::from_secs(5), announced.next()).await.unwrap().unwrap());
+    }
+    notices.sort();
+    let mut expected = hashes.clone();
+    expected.sort();
+    assert_eq!(notices, expected, "each announced once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
