@@ -69,9 +69,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         claims: r.claim_store().await?,
         admission: r.admission().await?,
     };
-    // The writer takes the receipts this authorizer issued without checking their signatures.
+    // Where admissions queue, the writer takes the receipts this authorizer
+    // issued without checking their signatures (where they store, it takes none).
     let issued = Arc::new(IssuedReceipts::default());
-    let identity = NodeIdentity::new(node.node_key.clone()).remembering_receipts(issued.clone());
+    let identity = match backends.admission.stores_records() {
+        true => NodeIdentity::new(node.node_key.clone()),
+        false => NodeIdentity::new(node.node_key.clone()).remembering_receipts(issued.clone()),
+    };
     let authorizer = Authorizer::new(identity, settings.authorizer, backends);
     let sweeping = crate::roles::sweep_pending_admissions(&settings, r).await?;
     let reader = Reader::new(store.clone(), index);
