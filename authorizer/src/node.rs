@@ -10,20 +10,20 @@
 use pm_models::keys::PersonaKey;
 use pm_models::keys::VerifyingKey;
 use pm_models::receipt::{self, IssuedReceipts};
+use pm_models::recent::Recent;
 use pm_models::signed_timestamp::{SignedTimestamp, TimestampError};
 use pm_models::time::Micros;
 use pm_models::{Address, MessageHash};
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-/// `T`s remembered as verified at most; the set starts over when full.
+/// `T`s remembered as verified at most, the least recently used going first.
 const VERIFIED_TIMESTAMPS: usize = 4096;
 
 /// The node key; `Debug` shows only the address.
 #[derive(Clone)]
 pub struct NodeIdentity {
     key: PersonaKey,
-    verified: Arc<Mutex<HashSet<String>>>,
+    verified: Arc<Recent<String, ()>>,
     /// Where the receipts it issues are remembered for an in-process writer.
     issued: Option<Arc<IssuedReceipts>>,
 }
@@ -36,7 +36,7 @@ impl std::fmt::Debug for NodeIdentity {
 
 impl NodeIdentity {
     pub fn new(key: PersonaKey) -> Self {
-        Self { key, verified: Arc::default(), issued: None }
+        Self { key, verified: Arc::new(Recent::new(VERIFIED_TIMESTAMPS)), issued: None }
     }
 
     /// Remembers every receipt it issues in `issued`, for a writer in the
@@ -52,16 +52,11 @@ impl NodeIdentity {
 
     /// Checks that the node signed `t` (not its freshness).
     pub fn verify_timestamp(&self, t: &SignedTimestamp) -> Result<(), TimestampError> {
-        let lock = || self.verified.lock().unwrap_or_else(PoisonError::into_inner);
-        if lock().contains(t.as_str()) {
+        if self.verified.contains(t.as_str()) {
             return Ok(());
         }
         t.verify_node_signature(self.verifying_key())?;
-        let mut verified = lock();
-        if verified.len() >= VERIFIED_TIMESTAMPS {
-            verified.clear();
-        }
-        verified.insert(t.as_str().to_owned());
+        self.verified.put(t.as_str().to_owned(), ());
         Ok(())
     }
 

@@ -10,50 +10,25 @@ use async_trait::async_trait;
 use pm_backends::{BackendError, RecordBatch, RecordStore};
 use pm_models::keys::VerifyingKey;
 use pm_models::public_key::PublicKeyError;
+use pm_models::recent::Recent;
 use pm_models::records::{MessageRecord, PersonaRecord};
 use pm_models::{Address, MessageHash, PublicKeyPem};
 use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
-/// Personas (and parsed keys) kept at most; when full, the memory starts
-/// afresh (a simple bound: the active senders and readers are found again
-/// at once).
+/// Personas (and parsed keys) kept at most, the least recently used going
+/// first.
 const CAPACITY: usize = 50_000;
-
-/// A map of what was found, bounded at [`CAPACITY`].
-struct Remembered<K, V>(Mutex<HashMap<K, V>>);
-
-impl<K, V> Default for Remembered<K, V> {
-    fn default() -> Self {
-        Self(Mutex::new(HashMap::new()))
-    }
-}
-
-impl<K: Eq + Hash, V> Remembered<K, V> {
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, V>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Keeps `entries`, first forgetting everything if they would not fit.
-    fn remember(&self, entries: impl ExactSizeIterator<Item = (K, V)>) {
-        let mut map = self.lock();
-        if map.len() + entries.len() > CAPACITY {
-            map.clear();
-        }
-        map.extend(entries);
-    }
-}
 
 /// A [`RecordStore`] that remembers the personas it found.
 pub struct KnownPersonas {
     store: Arc<dyn RecordStore>,
-    known: Remembered<Address, PersonaRecord>,
+    known: Recent<Address, PersonaRecord>,
 }
 
 impl KnownPersonas {
     pub fn new(store: Arc<dyn RecordStore>) -> Self {
-        Self { store, known: Remembered::default() }
+        Self { store, known: Recent::new(CAPACITY) }
     }
 }
 
@@ -64,10 +39,7 @@ impl RecordStore for KnownPersonas {
     }
 
     async fn personas(&self, addresses: &[Address]) -> Result<Vec<Option<PersonaRecord>>, BackendError> {
-        let mut found: Vec<Option<PersonaRecord>> = {
-            let known = self.known.lock();
-            addresses.iter().map(|address| known.get(address).cloned()).collect()
-        };
+        let mut found: Vec<Option<PersonaRecord>> = self.known.get_all(addresses);
         let missing: Vec<Address> =
             addresses.iter().zip(&found).filter(|(_, hit)| hit.is_none()).map(|(a, _)| a.clone()).collect();
         if missing.is_empty() {
@@ -85,7 +57,7 @@ impl RecordStore for KnownPersonas {
                 *slot = fresh.get(address).cloned();
             }
         }
-        self.known.remember(fresh.into_iter());
+        self.known.put_all(fresh);
         Ok(found)
     }
 
@@ -101,20 +73,25 @@ impl RecordStore for KnownPersonas {
 /// Stored public keys, parsed once. Parsing one decompresses its curve
 /// point and checks its encoding (two field inversions' worth of work), 2.4 %
 /// of `pm serve`'s time under load when done for every envelope (issue 9).
-#[derive(Default)]
 pub struct ParsedKeys {
-    parsed: Remembered<String, VerifyingKey>,
+    parsed: Recent<String, VerifyingKey>,
+}
+
+impl Default for ParsedKeys {
+    fn default() -> Self {
+        Self { parsed: Recent::new(CAPACITY) }
+    }
 }
 
 impl ParsedKeys {
     /// The key of PEM text as [`PublicKeyPem::parse_lenient`] reads it; a
     /// text that does not parse is not remembered.
     pub fn parse(&self, pem: &str) -> Result<VerifyingKey, PublicKeyError> {
-        if let Some(key) = self.parsed.lock().get(pem) {
-            return Ok(*key);
+        if let Some(key) = self.parsed.get(pem) {
+            return Ok(key);
         }
         let key = *PublicKeyPem::parse_lenient(pem)?.verifying_key();
-        self.parsed.remember(std::iter::once((pem.to_owned(), key)));
+        self.parsed.put(pem.to_owned(), key);
         Ok(key)
     }
 }
@@ -140,10 +117,10 @@ mod tests {
             let expected = *PublicKeyPem::parse_lenient(text).unwrap().verifying_key();
             assert_eq!(keys.parse(text), Ok(expected));
         }
-        assert_eq!(keys.parsed.lock().len(), 2, "one entry per text");
+        assert_eq!(keys.parsed.len(), 2, "one entry per text");
         assert!(keys.parse("not a key").is_err());
         assert!(keys.parse(&pem.replace("MCow", "MCox")).is_err());
-        assert_eq!(keys.parsed.lock().len(), 2, "failures are not kept");
+        assert_eq!(keys.parsed.len(), 2, "failures are not kept");
     }
 
     #[tokio::test]
@@ -159,7 +136,7 @@ mod tests {
         // Bob registers after the first lookup: he is found, not remembered as missing.
         first.write(&RecordBatch { personas: vec![persona(&bob, "bob")], messages: vec![] }).await.unwrap();
         assert_eq!(known.persona(&b).await.unwrap(), Some(persona(&bob, "bob")));
-        assert_eq!(known.known.lock().len(), 2);
+        assert_eq!(known.known.len(), 2);
         // Found ones answer from memory, in the order asked.
         assert_eq!(
             known.personas(&[b.clone(), a.clone(), b]).await.unwrap(),

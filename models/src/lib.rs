@@ -12,6 +12,8 @@
 //! - typed hashes ([`hash`]);
 //! - the records the writer stores and the reader serves ([`records`]);
 //! - the service interfaces the gateway talks to, with typed arguments ([`api`]);
+//! - a bounded map of recent entries, for what a role remembers to avoid
+//!   repeating work ([`recent`]);
 //! - client-side construction of envelopes ([`client`], with the private
 //!   blobs of [`blob`]) and what a reader does with a stored one ([`reading`]:
 //!   open it, check every hash, signature and the receipt), used by the `pm`
@@ -34,6 +36,7 @@ pub mod message_type;
 pub mod public_key;
 pub mod reading;
 pub mod receipt;
+pub mod recent;
 pub mod records;
 pub mod rejection;
 pub mod sealed_box;

@@ -5,13 +5,11 @@
 
 use crate::hash::MessageHash;
 use crate::keys::{PersonaKey, VerifyingKey};
+use crate::recent::Recent;
 use crate::signed_timestamp::{SignedTimestamp, TimestampError};
 use crate::time::Micros;
 use crate::timestamped_signature::{signed_payload, SignatureError, TimestampedSignature};
 use ed25519_dalek::Signature;
-use lru::LruCache;
-use std::num::NonZeroUsize;
-use std::sync::{Mutex, PoisonError};
 
 /// Why a receipt does not prove acceptance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -117,12 +115,11 @@ pub fn verify_all_at(receipts: &[Claimed<'_>], node: &VerifyingKey) -> Vec<Resul
 /// and a receipt not found here (forgotten, issued before a restart or by
 /// another process, or altered in the queue) is verified by its signature
 /// as usual, so forgetting costs time, never safety.
-pub struct IssuedReceipts(Mutex<LruCache<MessageHash, (Micros, String)>>);
+pub struct IssuedReceipts(Recent<MessageHash, (Micros, String)>);
 
 impl Default for IssuedReceipts {
     fn default() -> Self {
-        let capacity = NonZeroUsize::new(Self::CAPACITY).expect("the capacity is not zero");
-        Self(Mutex::new(LruCache::new(capacity)))
+        Self(Recent::new(Self::CAPACITY))
     }
 }
 
@@ -130,34 +127,27 @@ impl IssuedReceipts {
     /// Receipts remembered at most (a few MiB).
     pub const CAPACITY: usize = 16_384;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<MessageHash, (Micros, String)>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Remembers `receipt`, issued for `hash` accepted at `accepted_at`.
     pub fn remember(&self, hash: &MessageHash, accepted_at: Micros, receipt: &str) {
-        self.lock().put(hash.clone(), (accepted_at, receipt.to_owned()));
+        self.0.put(hash.clone(), (accepted_at, receipt.to_owned()));
     }
 
     /// Forgets the receipt of `hash` (its admission failed).
     pub fn forget(&self, hash: &MessageHash) {
-        self.lock().pop(hash);
+        self.0.take(hash);
     }
 
     /// [`verify_all_at`], where a receipt identical to the one issued here
     /// for its hash and instant passes without a signature check (and is
     /// forgotten: a redelivery is checked by its signature).
     pub fn verify_all_at(&self, receipts: &[Claimed<'_>], node: &VerifyingKey) -> Vec<Result<(), ReceiptError>> {
-        let issued_here: Vec<bool> = {
-            let mut issued = self.lock();
-            receipts
-                .iter()
-                .map(|&(receipt, hash, at)| match issued.pop(hash) {
-                    Some((issued_at, issued_receipt)) => issued_at == at && issued_receipt == receipt,
-                    None => false,
-                })
-                .collect()
-        };
+        let issued_here: Vec<bool> = receipts
+            .iter()
+            .map(|&(receipt, hash, at)| match self.0.take(hash) {
+                Some((issued_at, issued_receipt)) => issued_at == at && issued_receipt == receipt,
+                None => false,
+            })
+            .collect();
         let others: Vec<Claimed<'_>> =
             receipts.iter().zip(&issued_here).filter(|(_, &here)| !here).map(|(claimed, _)| *claimed).collect();
         let mut checked = verify_all_at(&others, node).into_iter();

@@ -6,40 +6,34 @@
 //! the length of the texts it keeps, the least recently used going first.
 
 use async_graphql::parser::types::ExecutableDocument;
-use lru::LruCache;
-use std::num::NonZeroUsize;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use pm_models::recent::Recent;
 
 /// Documents kept at most.
 const CAPACITY: usize = 256;
 /// The longest query text whose document is kept, in bytes.
 const LONGEST_TEXT: usize = 4096;
 
-pub(crate) struct ParsedDocuments(Mutex<LruCache<String, ExecutableDocument>>);
+pub(crate) struct ParsedDocuments(Recent<String, ExecutableDocument>);
 
 impl Default for ParsedDocuments {
     fn default() -> Self {
-        Self(Mutex::new(LruCache::new(NonZeroUsize::new(CAPACITY).expect("the capacity is not zero"))))
+        Self(Recent::new(CAPACITY))
     }
 }
 
 impl ParsedDocuments {
-    fn lock(&self) -> MutexGuard<'_, LruCache<String, ExecutableDocument>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// The document of `text`, if it was kept.
     pub(crate) fn get(&self, text: &str) -> Option<ExecutableDocument> {
         if text.len() > LONGEST_TEXT {
             return None;
         }
-        self.lock().get(text).cloned()
+        self.0.get(text)
     }
 
     /// Keeps `document`, the parse of `text`, which is within the limits.
     pub(crate) fn keep(&self, text: &str, document: ExecutableDocument) {
         if text.len() <= LONGEST_TEXT {
-            self.lock().put(text.to_owned(), document);
+            self.0.put(text.to_owned(), document);
         }
     }
 }
