@@ -209,4 +209,9 @@ async fn metrics_of_every_distributed_role_move_and_sum_to_the_same_counts() {
     for backend in ["rabbitmq", "hbase", "elasticsearch"] {
         assert!(scrape.sum("pm_backend_reconnects_total", &[("backend", backend)]).is_some(), "{backend} is shown");
     }
+    let calls = |backend, call| scrape.sum("pm_backend_calls_total", &[("backend", backend), ("call", call)]);
+    assert!(calls("hbase", "checkAndPut") >= Some(1.0), "the authorizer claimed the envelope's hash");
+    assert!(calls("hbase", "mutateRows") >= Some(1.0), "the writer put the message row");
+    assert!(calls("elasticsearch", "bulk index") >= Some(1.0), "the writer indexed it");
+    assert_eq!(scrape.sum("pm_backend_calls_total", &[("backend", "embedded")]), None, "no embedded calls counted");
 }

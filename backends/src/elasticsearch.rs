@@ -495,6 +495,7 @@ where
             if attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0 {
                 crate::metrics::reconnect(crate::metrics::ELASTICSEARCH);
             }
+            crate::metrics::call(crate::metrics::ELASTICSEARCH, action);
             let outcome = match attempt().await {
                 Err(error) => Err(Refusal { action, status: None, kind: String::new(), reason: error.to_string() }),
                 Ok(response) if response.status_code().is_success() => read_success(action, response).await,

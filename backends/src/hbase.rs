@@ -261,11 +261,17 @@ impl Inner {
     }
 
     /// One attempt of `op`, on a pooled connection or on a new one.
-    fn attempt<T>(&self, fresh: bool, op: &mut impl FnMut(&mut Connection) -> thrift::Result<T>) -> Result<T, Failure> {
+    fn attempt<T>(
+        &self,
+        name: &'static str,
+        fresh: bool,
+        op: &mut impl FnMut(&mut Connection) -> thrift::Result<T>,
+    ) -> Result<T, Failure> {
         if fresh {
             crate::metrics::reconnect(crate::metrics::HBASE);
         }
         let mut connection = if fresh { self.dial() } else { self.checkout() }.inspect_err(Failure::count)?;
+        crate::metrics::call(crate::metrics::HBASE, name);
         match op(&mut connection) {
             Ok(value) => {
                 self.checkin(connection);
@@ -284,11 +290,15 @@ impl Inner {
 
     /// Runs `op`, trying it once more on a new connection when its
     /// connection broke. Only for calls that may be applied twice.
-    fn call<T>(&self, name: &str, mut op: impl FnMut(&mut Connection) -> thrift::Result<T>) -> Result<T, BackendError> {
+    fn call<T>(
+        &self,
+        name: &'static str,
+        mut op: impl FnMut(&mut Connection) -> thrift::Result<T>,
+    ) -> Result<T, BackendError> {
         let mut fresh = false;
         RECONNECT
             .retry_blocking(name, || {
-                let attempt = self.attempt(fresh, &mut op);
+                let attempt = self.attempt(name, fresh, &mut op);
                 fresh = true;
                 attempt
             })
@@ -383,13 +393,13 @@ impl Inner {
     /// Takes one claim row for `by`: true when taken, false when held.
     fn take(&self, row: &str, by: &str) -> Result<bool, BackendError> {
         let mut swap = self.swap_claim(row, "", by);
-        match self.attempt(false, &mut swap) {
+        match self.attempt("checkAndPut", false, &mut swap) {
             Err(Failure::Broken(first)) => {
                 // The put may have been applied before the connection broke:
                 // look before trying again.
                 tracing::warn!(row, error = %first, "hbase connection broke during a claim; checking its holder");
                 match self.claim_holder(row)? {
-                    None => self.attempt(true, &mut swap).map_err(Failure::into_backend),
+                    None => self.attempt("checkAndPut", true, &mut swap).map_err(Failure::into_backend),
                     Some(holder) => Ok(holder == by.as_bytes()),
                 }
             }

@@ -1,5 +1,6 @@
 //! What the backends record (the `metrics` crate; the binary exports it at
-//! `/metrics`): failed calls by backend and kind, connections lost and
+//! `/metrics`): calls to a server by backend and call, failed calls by
+//! backend and kind, connections lost and
 //! opened again, every retry of the one [`crate::retry::RetryPolicy`], and
 //! the index and store halves of a [`crate::IndexThenStore`] write (the
 //! embedded backend writes both in one transaction, timed as the store).
@@ -11,6 +12,7 @@ use crate::BackendError;
 use std::future::Future;
 use std::time::Instant;
 
+pub const CALLS: &str = "pm_backend_calls_total";
 pub const ERRORS: &str = "pm_backend_errors_total";
 pub const RECONNECTS: &str = "pm_backend_reconnects_total";
 pub const RETRIES: &str = "pm_retries_total";
@@ -25,6 +27,10 @@ pub const ELASTICSEARCH: &str = "elasticsearch";
 
 /// Describes the backends' metrics.
 pub fn register() {
+    ::metrics::describe_counter!(
+        CALLS,
+        "Requests sent to a backend's server, each attempt counted, by backend and call (HBase: the Thrift call; Elasticsearch: the action)."
+    );
     ::metrics::describe_counter!(
         ERRORS,
         "Failed calls to a backend, each attempt counted, by backend and kind of failure."
@@ -53,6 +59,12 @@ pub fn register() {
 )]
 pub(crate) fn uses(backend: &'static str) {
     ::metrics::counter!(RECONNECTS, "backend" => backend).increment(0);
+}
+
+/// One request sent to `backend`'s server.
+#[cfg_attr(not(any(feature = "hbase", feature = "elasticsearch")), allow(dead_code))]
+pub(crate) fn call(backend: &'static str, call: &'static str) {
+    ::metrics::counter!(CALLS, "backend" => backend, "call" => call).increment(1);
 }
 
 pub(crate) fn error(backend: &'static str, kind: &'static str) {
