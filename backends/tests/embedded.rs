@@ -304,7 +304,7 @@ async fn an_admission_on_a_file_that_is_the_whole_node_stores_its_records_and_qu
     assert_eq!(outcome, ClaimOutcome::Claimed);
     // Readable, listed and announced at once; nothing waits in the queue.
     assert_eq!(backend.messages(&[hash("first")]).await.unwrap(), [Some(first.clone())]);
-    assert_eq!(backend.personas(&[sender.clone()]).await.unwrap(), [Some(alice.clone())]);
+    assert_eq!(backend.personas(std::slice::from_ref(&sender)).await.unwrap(), [Some(alice.clone())]);
     assert_eq!(backend.persona_by_nickname("alice").await.unwrap(), Some(sender.clone()));
     assert_eq!(backend.list_messages(&MessageFilter::Reader(bob), None, 10).await.unwrap(), [hash("first")]);
     assert_eq!(announced.next().await, Some(vec![hash("first")]));
