@@ -17,7 +17,9 @@
 # PM_BIN names the pm binary (default: a release build made here);
 # PM_CLIENT_BIN, if set, runs `pm bench` itself, so that two builds of the
 # node can be compared by one load client (its report has CPU per envelope).
-# Figures and logs go to target/bench/<deployment>-<time>/.
+# Figures and logs go to target/bench/<deployment>-<time>/. A distributed
+# run's table ends with the HBase and Elasticsearch requests each envelope
+# cost during the ingest (every role's /metrics, --watch-metrics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deployment=${1:-embedded}
@@ -37,6 +39,7 @@ out=target/bench/$deployment-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 out=$(realpath "$out")
 pids=()
+role_urls=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -58,6 +61,7 @@ start() {
   done
   [[ -n $started_url ]] || { echo "bench: pm $role printed no URL" >&2; exit 1; }
   started_url=${started_url%/teleferic}
+  role_urls+=("$started_url")
   for _ in $(seq 600); do
     curl -fs "$started_url/readyz" >/dev/null && return 0
     sleep 0.2
@@ -107,8 +111,12 @@ if [[ $deployment != embedded ]]; then
 fi
 also=()
 for url in "${urls[@]:1}"; do also+=(--also-url "$url"); done
+if [[ $deployment != embedded ]]; then
+  for url in "${role_urls[@]}"; do watch+=(--watch-metrics "$url"); done
+fi
 echo "bench: $deployment, $messages messages, concurrency $concurrency; logs and figures in $out"
 client=$(realpath "${PM_CLIENT_BIN:-$pm}")
 "$client" bench --url "${urls[0]}" "${also[@]}" --genesis-key "$out/genesis.key" \
   --messages "$messages" --concurrency "$concurrency" --ceilings --json "$out/bench.json" "${watch[@]}" |
   tee "$out/bench.txt"
+

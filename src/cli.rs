@@ -313,6 +313,10 @@ pub enum Command {
         /// Report the peak RSS of this process (repeatable), e.g. `pm serve`.
         #[arg(long = "watch-pid", value_name = "PID")]
         watch_pids: Vec<u32>,
+        /// Report the HBase and Elasticsearch requests each envelope cost,
+        /// from this process's `/metrics` (repeatable: every role's URL).
+        #[arg(long = "watch-metrics", value_name = "URL")]
+        watch_metrics: Vec<String>,
     },
 }
 
@@ -414,6 +418,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             json,
             ceilings,
             watch_pids,
+            watch_metrics,
         } => {
             let ceilings = if ceilings { Some(Settings::load(None, &Overrides::default())?) } else { None };
             let options = crate::bench::BenchOptions {
@@ -424,6 +429,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 concurrency: concurrency as usize,
                 ceilings,
                 watch_pids,
+                watch_metrics,
             };
             let report = crate::bench::run(options).await?;
             print!("{}", crate::bench::report::table(&report));

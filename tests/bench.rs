@@ -36,7 +36,8 @@ async fn a_short_bench_run_reports_every_phase_and_its_ceilings() {
         .arg(&genesis_path)
         .args(["--personas", "2", "--messages", "40", "--concurrency", "2", "--ceilings", "--json"])
         .arg(&json_path)
-        .args(["--watch-pid", &node.server.pid().to_string()]);
+        .args(["--watch-pid", &node.server.pid().to_string()])
+        .args(["--watch-metrics", &node.server.url]);
     let output = tokio::task::spawn_blocking(move || command.output().expect("pm bench can be run"))
         .await
         .expect("the bench thread ends");
@@ -102,4 +103,12 @@ async fn a_short_bench_run_reports_every_phase_and_its_ceilings() {
     assert_eq!(memory[0]["pid"], node.server.pid().as_raw());
     positive(&report, "/memory/0/peak_rss_kib");
     positive(&report, "/memory/0/ingest_cpu_seconds");
+
+    // --watch-metrics read pm serve's /metrics: it sends nothing to a server.
+    let calls = report["backend_calls"].as_array().expect("backend_calls is a list");
+    assert!(calls.is_empty(), "the embedded file takes no HBase or Elasticsearch request: {calls:#?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).lines().all(|line| !line.contains("cannot read")),
+        "/metrics answered"
+    );
 }

@@ -15,6 +15,7 @@
 //! The report prints each phase next to its ceiling as a ratio; `--json`
 //! writes every figure. Nothing here asserts a figure: it measures.
 
+mod calls;
 mod ceilings;
 mod gateway;
 mod load;
@@ -45,6 +46,8 @@ pub struct BenchOptions {
     /// Backend settings for `--ceilings`; `None` skips the ceilings.
     pub ceilings: Option<Settings>,
     pub watch_pids: Vec<u32>,
+    /// Processes whose `/metrics` give the backend calls of the ingest.
+    pub watch_metrics: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,7 @@ pub enum BenchError {
 /// Runs every phase and returns the figures.
 pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     let memory = memory::MemoryWatch::start(&options.watch_pids);
+    let calls = calls::CallWatch::new(&options.watch_metrics);
     let genesis = key_file::load(&options.genesis_key)
         .map_err(|source| BenchError::GenesisKey { path: options.genesis_key.clone(), source })?;
     let concurrency = options.concurrency.max(1);
@@ -76,9 +80,14 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
     progress.finish_and_clear();
 
     let progress = bar(options.messages, "ingest: signing");
+    let calls_before_ingest = calls.scrape().await;
     let cpu_before_ingest = memory.cpu_now();
     let ingested = load::ingest(&gateway, cast.clone(), options.messages, concurrency, &progress).await?;
     memory.ingest_ended(&cpu_before_ingest);
+    let backend_calls = match (calls_before_ingest, calls.scrape().await) {
+        (Some(before), Some(after)) => calls::per_envelope(&before, &after, ingested.figures.stored),
+        _ => Vec::new(),
+    };
     progress.finish_and_clear();
 
     let progress = bar(0, "queries");
@@ -127,6 +136,7 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
         ceilings,
         ratios,
         memory: memory.finish().await,
+        backend_calls,
         notes,
     })
 }

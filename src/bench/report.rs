@@ -213,6 +213,17 @@ pub struct ProcessMemory {
     pub ingest_cpu_seconds: Option<f64>,
 }
 
+/// Requests of one kind sent to a backend's server during the ingest, by
+/// every process watched with `--watch-metrics`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackendCalls {
+    pub backend: String,
+    pub call: String,
+    pub calls: u64,
+    /// `calls` divided by the envelopes stored.
+    pub per_envelope: f64,
+}
+
 /// One phase divided by the ceiling that bounds it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Ratio {
@@ -232,6 +243,8 @@ pub struct BenchReport {
     pub ceilings: Option<CeilingFigures>,
     pub ratios: Vec<Ratio>,
     pub memory: Vec<ProcessMemory>,
+    /// Empty without `--watch-metrics` (or when no backend call moved).
+    pub backend_calls: Vec<BackendCalls>,
     pub notes: Vec<String>,
 }
 
@@ -375,6 +388,13 @@ pub fn table(report: &BenchReport) -> String {
             let exited = if m.alive_at_end { "" } else { " (exited)" };
             let command = shown_command(&m.command);
             let _ = writeln!(out, "{:<8} {start:>14} {peak:>14} {end:>12} {cpu:>16}  {command}{exited}", m.pid);
+        }
+    }
+    if !report.backend_calls.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{:<16} {:<24} {:>10} {:>12}", "backend", "call (ingest)", "calls", "per envelope");
+        for c in &report.backend_calls {
+            let _ = writeln!(out, "{:<16} {:<24} {:>10} {:>12.3}", c.backend, c.call, c.calls, c.per_envelope);
         }
     }
     for note in &report.notes {
