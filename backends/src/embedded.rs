@@ -367,7 +367,7 @@ fn admit_group(db: &Database, group: &[AdmitRequest]) -> Result<Vec<ClaimOutcome
                 Some((records, keys)) => {
                     let outcome = {
                         let messages = txn.open_table(MESSAGE).map_err(unavailable)?;
-                        claim_storing_in(&mut claims, &messages, &request.keys, by)?
+                        claim_in(&mut claims, Some(&messages), &request.keys, by)?
                     };
                     if outcome == ClaimOutcome::Claimed {
                         put_in(&txn, records)?;
@@ -376,7 +376,7 @@ fn admit_group(db: &Database, group: &[AdmitRequest]) -> Result<Vec<ClaimOutcome
                     outcome
                 }
                 None => {
-                    let outcome = claim_in(&mut claims, &request.keys, by)?;
+                    let outcome = claim_in(&mut claims, None, &request.keys, by)?;
                     if outcome == ClaimOutcome::Claimed {
                         enqueue_in(&txn, &request.message)?;
                     }
@@ -395,33 +395,21 @@ fn listed_hash(text: &str) -> Result<MessageHash, BackendError> {
     MessageHash::parse(text).map_err(|e| corrupt(format!("listed hash {text:?}: {e}")))
 }
 
-fn claim_in(table: &mut redb::Table<&str, &str>, keys: &[ClaimKey], by: &str) -> Result<ClaimOutcome, BackendError> {
-    let rows: Vec<String> = keys.iter().map(ClaimKey::row_key).collect();
-    for (key, row) in keys.iter().zip(&rows) {
-        if table.get(row.as_str()).map_err(unavailable)?.is_some() {
-            return Ok(ClaimOutcome::Conflict(key.clone()));
-        }
-    }
-    for row in &rows {
-        table.insert(row.as_str(), by).map_err(unavailable)?;
-    }
-    Ok(ClaimOutcome::Claimed)
-}
-
-/// [`claim_in`] for an admission that stores its message: the message's
-/// own row is its claim, so the claim of its hash is not written, only
-/// checked against both the stored messages and the claims (one an
-/// admission queued before holds).
-fn claim_storing_in(
+/// Takes every claim of `keys` for `by`, or none when one is held. With
+/// `stored_messages` (an admission that stores its message), the message's
+/// own row is the claim of its hash: that claim is checked against both
+/// the stored messages and the claims (one an admission queued before
+/// holds), and not written.
+fn claim_in(
     claims: &mut redb::Table<&str, &str>,
-    messages: &redb::Table<&str, &[u8]>,
+    stored_messages: Option<&redb::Table<&str, &[u8]>>,
     keys: &[ClaimKey],
     by: &str,
 ) -> Result<ClaimOutcome, BackendError> {
     let rows: Vec<String> = keys.iter().map(ClaimKey::row_key).collect();
     for (key, row) in keys.iter().zip(&rows) {
-        let stored = match key {
-            ClaimKey::Message(hash) => messages.get(hash.as_str()).map_err(unavailable)?.is_some(),
+        let stored = match (key, stored_messages) {
+            (ClaimKey::Message(hash), Some(messages)) => messages.get(hash.as_str()).map_err(unavailable)?.is_some(),
             _ => false,
         };
         if stored || claims.get(row.as_str()).map_err(unavailable)?.is_some() {
@@ -429,7 +417,7 @@ fn claim_storing_in(
         }
     }
     for (key, row) in keys.iter().zip(&rows) {
-        if !matches!(key, ClaimKey::Message(_)) {
+        if stored_messages.is_none() || !matches!(key, ClaimKey::Message(_)) {
             claims.insert(row.as_str(), by).map_err(unavailable)?;
         }
     }
@@ -661,7 +649,7 @@ impl ClaimStore for EmbeddedBackend {
         let (keys, by) = (keys.to_vec(), by.to_owned());
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
-            let outcome = claim_in(&mut txn.open_table(CLAIM).map_err(unavailable)?, &keys, &by)?;
+            let outcome = claim_in(&mut txn.open_table(CLAIM).map_err(unavailable)?, None, &keys, &by)?;
             match outcome {
                 ClaimOutcome::Claimed => txn.commit().map_err(unavailable)?,
                 ClaimOutcome::Conflict(_) => txn.abort().map_err(unavailable)?,
