@@ -211,7 +211,7 @@ async fn metrics_of_every_distributed_role_move_and_sum_to_the_same_counts() {
     }
     let calls = |backend, call| scrape.sum("pm_backend_calls_total", &[("backend", backend), ("call", call)]);
     assert!(calls("hbase", "checkAndPut") >= Some(1.0), "the authorizer claimed the envelope's hash");
-    assert!(calls("hbase", "mutateRows") >= Some(1.0), "the writer put the message row");
+    assert!(calls("hbase", "mutateRows") >= Some(1.0), "the pending record and the message row were put");
     assert!(calls("elasticsearch", "bulk index") >= Some(1.0), "the writer indexed it");
     assert_eq!(scrape.sum("pm_backend_calls_total", &[("backend", "embedded")]), None, "no embedded calls counted");
 }
