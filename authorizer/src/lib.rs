@@ -131,6 +131,7 @@ mod tests {
     use pm_models::keys::PersonaKey;
     use pm_models::records::{MessageRecord, PersonaRecord};
     use pm_models::signed_timestamp::SignedTimestamp;
+    use pm_models::timestamped_signature::TimestampedSignature;
     use pm_models::{receipt, MessageHash, MessageType, RejectionCode};
 
     const NOW: Micros = Micros(1_700_000_000_000_000);
@@ -144,8 +145,17 @@ mod tests {
     }
 
     async fn node() -> Node {
+        node_on(None).await
+    }
+
+    /// A node whose admissions store the records themselves (`pm serve`).
+    async fn storing_node() -> Node {
+        node_on(Some(pm_backends::events::LocalEvents::new())).await
+    }
+
+    async fn node_on(stored: Option<pm_backends::events::LocalEvents>) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let backend = EmbeddedBackend::open(&dir.path().join("ledger.redb")).unwrap();
+        let backend = EmbeddedBackend::open_with(&dir.path().join("ledger.redb"), stored).unwrap();
         let (node, alice) = (PersonaKey::from_seed([1; 32]), PersonaKey::from_seed([2; 32]));
         let personas = [(&node, "Teleferic"), (&alice, "alice")]
             .map(|(key, nickname)| PersonaRecord::without_registration(key.public(), nickname, Micros(1)))
@@ -252,6 +262,40 @@ mod tests {
     async fn store_without_claims(n: &Node, envelope: &Envelope, sender: &PersonaKey, personas: Vec<PersonaRecord>) {
         let message = MessageRecord::from_envelope(envelope, sender.public().as_str(), "someone", "", "", NOW, "");
         RecordWriter::write(&n.backend, &RecordBatch { personas, messages: vec![message] }).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_message_stored_without_a_claim_is_a_duplicate_even_signed_again_with_a_fresh_t() {
+        for n in [node().await, storing_node().await] {
+            let envelope = n.assertion();
+            store_without_claims(&n, &envelope, &n.alice, vec![]).await;
+            let mut again = envelope.clone();
+            let fresh = SignedTimestamp::issue(&n.node, Micros(NOW.0 - 1));
+            again.message_sign =
+                TimestampedSignature::sign(&n.alice, &envelope.message_hash, &fresh).as_str().to_owned();
+            assert_ne!(again.message_sign, envelope.message_sign);
+            for sent in [envelope, again] {
+                assert_eq!(n.authorizer.authorize(sent).await.unwrap_err().code, RejectionCode::DuplicateMessage);
+            }
+            assert_eq!(n.queued().await, 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_that_a_later_step_refuses_gets_the_duplicates_code() {
+        for n in [node().await, storing_node().await] {
+            let envelope = n.assertion();
+            n.authorizer.authorize(envelope.clone()).await.unwrap();
+            // Signed by the node, not the sender: step (5) refuses it, step (2) first.
+            let mut forged = envelope.clone();
+            let t = SignedTimestamp::issue(&n.node, NOW);
+            forged.message_sign = TimestampedSignature::sign(&n.node, &envelope.message_hash, &t).as_str().to_owned();
+            assert_eq!(n.authorizer.authorize(forged).await.unwrap_err().code, RejectionCode::DuplicateMessage);
+            // A fresh envelope refused by step (5) keeps step (5)'s code.
+            let mut unsigned = n.assertion();
+            unsigned.message_sign = TimestampedSignature::sign(&n.node, &unsigned.message_hash, &t).as_str().to_owned();
+            assert_eq!(n.authorizer.authorize(unsigned).await.unwrap_err().code, RejectionCode::BadSignature);
+        }
     }
 
     #[tokio::test]

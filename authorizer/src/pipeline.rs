@@ -2,6 +2,16 @@
 //! (2) duplicate, (3) sender resolution, (4) `messageHash`, (5)
 //! `messageSign`, (6) the public content and body rules, or the ACL and
 //! objects of a private message. The first failure decides the code.
+//!
+//! Step (2) costs two reads (the hash's claim and its stored row), and a new
+//! envelope, nearly every one, needs neither answer in full: taking the claim
+//! of its hash at admission fails for a duplicate with the same code. What
+//! that claim does not cover is a row stored without one (rows from before
+//! claims existed), so the stored row is still read beside steps (3) to (6),
+//! except where the admission checks stored rows itself (the embedded file,
+//! whose stored row is the claim of its hash). The claim is read only when a
+//! later step refuses the envelope, where a duplicate's code must win: the
+//! outcome is the one of the steps in their order.
 
 use crate::node::NodeIdentity;
 use crate::personas::ParsedKeys;
@@ -40,19 +50,55 @@ pub async fn check(
 ) -> Result<Approved, Rejection> {
     // (1) shape and limits
     let shape = shape::check(envelope, settings)?;
-    let hash = &shape.message_hash;
+    let hash = shape.message_hash.clone();
     let span = tracing::Span::current();
     span.record("hash", hash.as_str());
     span.record("sender", shape.sender.as_str());
 
-    // (2) duplicate: the message's claim and its stored row, asked at once
+    // (2) duplicate: the stored row beside the later steps, the claim only if
+    // one of them refuses (module doc); a duplicate that passes them all
+    // loses the claim of its hash at admission.
+    let stored = async {
+        match backends.admission.stores_records() {
+            true => Ok(None),
+            false => backends.store.message(&hash).await,
+        }
+    };
+    let (checked, stored) = tokio::join!(after_duplicate(envelope, shape, now, node, settings, backends, keys), stored);
+    if stored.map_err(unavailable)?.is_some() {
+        return Err(conflict_rejection(&ClaimKey::Message(hash)));
+    }
+    match checked {
+        Ok(approved) => Ok(approved),
+        Err(rejection) => {
+            refuse_duplicate(&hash, backends).await?;
+            Err(rejection)
+        }
+    }
+}
+
+/// Step (2) in full: `DUPLICATE_MESSAGE` when the hash is claimed or stored.
+async fn refuse_duplicate(hash: &MessageHash, backends: &AuthorizerBackends) -> Result<(), Rejection> {
     let claim = ClaimKey::Message(hash.clone());
     let (claimed, stored) =
         tokio::try_join!(backends.claims.holder(&claim), backends.store.message(hash)).map_err(unavailable)?;
-    if claimed.is_some() || stored.is_some() {
-        return Err(conflict_rejection(&claim));
+    match claimed.is_some() || stored.is_some() {
+        true => Err(conflict_rejection(&claim)),
+        false => Ok(()),
     }
+}
 
+/// Steps (3) to (6).
+async fn after_duplicate(
+    envelope: &Envelope,
+    shape: shape::Shape,
+    now: Micros,
+    node: &NodeIdentity,
+    settings: &AuthorizerSettings,
+    backends: &AuthorizerBackends,
+    keys: &ParsedKeys,
+) -> Result<Approved, Rejection> {
+    let hash = &shape.message_hash;
     // (3) sender resolution
     let (sender_key, sender): (VerifyingKey, Option<PersonaRecord>) = match &shape.kind {
         Kind::Registration { body, .. } => {
