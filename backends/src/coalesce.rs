@@ -8,12 +8,17 @@
 //! So a lone caller waits for nothing, and under load the batches grow
 //! with the load instead of the calls queueing one by one.
 //!
+//! Calls whose caller does not wait on them (a removal the answer does not
+//! wait for) can trade latency for fewer round trips: with a `linger`, a
+//! batch waits that long after its first call for others to join it.
+//!
 //! A batch's failure is every caller's failure. A caller that stops
 //! waiting (its request was dropped) does not cancel the batch it joined.
 
 use crate::BackendError;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// How batches are formed.
@@ -23,6 +28,15 @@ pub struct BatchLimits {
     pub in_flight: usize,
     /// Items in one batch at most (a caller's items are never split).
     pub max_items: usize,
+    /// How long a batch waits after its first call for more to join.
+    pub linger: Duration,
+}
+
+impl BatchLimits {
+    /// Batches that leave as soon as a slot is free.
+    pub const fn eager(in_flight: usize, max_items: usize) -> Self {
+        Self { in_flight, max_items, linger: Duration::ZERO }
+    }
 }
 
 struct Request<I, O> {
@@ -60,6 +74,9 @@ impl<I: Send + 'static, O: Send + 'static> Coalescer<I, O> {
                 };
                 let mut batch = vec![first];
                 let mut items = batch[0].items.len();
+                if !limits.linger.is_zero() && items < limits.max_items {
+                    tokio::time::sleep(limits.linger).await;
+                }
                 while items < limits.max_items {
                     match incoming.try_recv() {
                         Ok(request) if items + request.items.len() > limits.max_items => {
@@ -131,7 +148,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lone_call_goes_out_alone_and_gets_its_outputs() {
-        let coalescer = Coalescer::spawn(BatchLimits { in_flight: 1, max_items: 10 }, |items: Vec<u32>| async move {
+        let coalescer = Coalescer::spawn(BatchLimits::eager(1, 10), |items: Vec<u32>| async move {
             Ok(items.into_iter().map(|i| i * 2).collect())
         });
         assert_eq!(coalescer.call(vec![1, 2, 3]).await.unwrap(), vec![2, 4, 6]);
@@ -143,16 +160,15 @@ mod tests {
         let batches = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
         let (release, released) = tokio::sync::watch::channel(false);
         let seen = batches.clone();
-        let coalescer =
-            Arc::new(Coalescer::spawn(BatchLimits { in_flight: 1, max_items: 100 }, move |items: Vec<u32>| {
-                let seen = seen.clone();
-                let mut released = released.clone();
-                async move {
-                    seen.lock().unwrap().push(items.clone());
-                    released.wait_for(|go| *go).await.unwrap();
-                    Ok(items.into_iter().map(|i| i + 100).collect())
-                }
-            }));
+        let coalescer = Arc::new(Coalescer::spawn(BatchLimits::eager(1, 100), move |items: Vec<u32>| {
+            let seen = seen.clone();
+            let mut released = released.clone();
+            async move {
+                seen.lock().unwrap().push(items.clone());
+                released.wait_for(|go| *go).await.unwrap();
+                Ok(items.into_iter().map(|i| i + 100).collect())
+            }
+        }));
         let first = tokio::spawn({
             let c = coalescer.clone();
             async move { c.call(vec![0]).await }
@@ -185,16 +201,15 @@ mod tests {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let seen = sizes.clone();
         let (release, released) = tokio::sync::watch::channel(false);
-        let coalescer =
-            Arc::new(Coalescer::spawn(BatchLimits { in_flight: 1, max_items: 4 }, move |items: Vec<u32>| {
-                let seen = seen.clone();
-                let mut released = released.clone();
-                async move {
-                    seen.lock().unwrap().push(items.len());
-                    released.wait_for(|go| *go).await.unwrap();
-                    Ok(items)
-                }
-            }));
+        let coalescer = Arc::new(Coalescer::spawn(BatchLimits::eager(1, 4), move |items: Vec<u32>| {
+            let seen = seen.clone();
+            let mut released = released.clone();
+            async move {
+                seen.lock().unwrap().push(items.len());
+                released.wait_for(|go| *go).await.unwrap();
+                Ok(items)
+            }
+        }));
         let calls: Vec<_> = (0..6)
             .map(|i| {
                 let c = coalescer.clone();
@@ -211,9 +226,37 @@ mod tests {
         assert!(sizes.lock().unwrap().iter().all(|&n| n == 3), "{:?}", sizes.lock().unwrap());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn with_a_linger_calls_made_soon_after_the_first_join_its_batch() {
+        let batches = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+        let seen = batches.clone();
+        let limits = BatchLimits { in_flight: 2, max_items: 100, linger: Duration::from_millis(50) };
+        let coalescer = Arc::new(Coalescer::spawn(limits, move |items: Vec<u32>| {
+            seen.lock().unwrap().push(items.clone());
+            async move { Ok(items) }
+        }));
+        let calls: Vec<_> = (0..5)
+            .map(|i| {
+                let c = coalescer.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
+                    c.call(vec![i]).await
+                })
+            })
+            .collect();
+        for (i, call) in (0..5).zip(calls) {
+            assert_eq!(call.await.unwrap().unwrap(), vec![i]);
+        }
+        // A slot was free for every call, yet they left together.
+        assert_eq!(*batches.lock().unwrap(), vec![vec![0, 1, 2, 3, 4]]);
+        // One made after the linger is over goes in a batch of its own.
+        assert_eq!(coalescer.call(vec![9]).await.unwrap(), vec![9]);
+        assert_eq!(batches.lock().unwrap().len(), 2);
+    }
+
     #[tokio::test]
     async fn a_failed_batch_fails_every_caller_in_it_and_the_next_batch_runs() {
-        let coalescer = Coalescer::spawn(BatchLimits { in_flight: 2, max_items: 10 }, |items: Vec<u32>| async move {
+        let coalescer = Coalescer::spawn(BatchLimits::eager(2, 10), |items: Vec<u32>| async move {
             if items.contains(&13) {
                 Err(BackendError::Unavailable("unlucky".to_owned()))
             } else if items.contains(&7) {

@@ -36,7 +36,8 @@
 //!   holders) and the outbox's pending rows made by concurrent callers are
 //!   gathered into one `getRows` or `mutateRows` ([`crate::coalesce`]): a
 //!   busy authorizer or reader makes a few calls for many requests, not one
-//!   each. Claims stay one `checkAndPut` each.
+//!   each. Removals of pending rows, which no answer waits for, linger 50 ms
+//!   to gather more. Claims stay one `checkAndPut` each.
 //!
 //! A claim retried after its connection broke mid-call cannot tell its own
 //! applied put from the same message's concurrent claim; it counts a key held
@@ -87,7 +88,11 @@ const CLAIM_BY: &str = "claim:by";
 const CLAIM_PENDING: &str = "claim:pending";
 /// Batches of gathered lookups and pending-row writes: two at once of each
 /// kind, of at most 256 rows (a pending row is about one envelope).
-const GATHERED: BatchLimits = BatchLimits { in_flight: 2, max_items: 256 };
+const GATHERED: BatchLimits = BatchLimits::eager(2, 256);
+/// Removals of pending rows, which no answer waits for (a lost one is the
+/// sweeper's): they linger 50 ms to leave together, one request for all the
+/// admissions of that time instead of one for every two or three.
+const REMOVALS: BatchLimits = BatchLimits { in_flight: 1, max_items: 1024, linger: Duration::from_millis(50) };
 
 type Client = HbaseSyncClient<
     TBinaryInputProtocol<TBufferedReadTransport<TcpStream>>,
@@ -699,7 +704,7 @@ impl Gathered {
                     inner.put_rows(&inner.tables.claim, rows).map(|()| vec![(); count])
                 })
             }),
-            remove_pending: Coalescer::spawn(GATHERED, move |rows: Vec<String>| {
+            remove_pending: Coalescer::spawn(REMOVALS, move |rows: Vec<String>| {
                 let count = rows.len();
                 blocking(remove_inner.clone(), move |inner| {
                     inner.delete_column(&inner.tables.claim, CLAIM_PENDING, rows).map(|()| vec![(); count])
