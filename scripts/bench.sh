@@ -119,4 +119,3 @@ client=$(realpath "${PM_CLIENT_BIN:-$pm}")
 "$client" bench --url "${urls[0]}" "${also[@]}" --genesis-key "$out/genesis.key" \
   --messages "$messages" --concurrency "$concurrency" --ceilings --json "$out/bench.json" "${watch[@]}" |
   tee "$out/bench.txt"
-

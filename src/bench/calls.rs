@@ -7,10 +7,10 @@
 //! there, where a `mutateRows` of many is one for all.
 
 use super::report::BackendCalls;
+use pm_backends::metrics::CALLS as COUNTER;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const COUNTER: &str = "pm_backend_calls_total";
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Requests counted so far, by (backend, call).
