@@ -87,7 +87,10 @@ pub struct RabbitMqSettings {
     /// Prepended to every exchange and queue name; empty in production.
     pub prefix: String,
     pub queue_type: QueueKind,
-    /// Unacknowledged deliveries a consumer holds at most.
+    /// Unacknowledged deliveries a consumer holds at most. The writer's
+    /// batches each wait for an Elasticsearch refresh (1 s by default), so
+    /// what it can store in a second is about what it may hold at once:
+    /// this, and `writer.concurrency` × `writer.batch_size`.
     pub prefetch: u16,
     /// A quorum queue dead-letters a message handed out this many times
     /// without being settled (`x-delivery-limit`): a poison message never
@@ -107,7 +110,7 @@ impl Default for RabbitMqSettings {
             url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
             prefix: String::new(),
             queue_type: QueueKind::Quorum,
-            prefetch: 1000,
+            prefetch: 2048,
             delivery_limit: 20,
             publish_timeout_ms: 5_000,
             reconnect_initial_ms: 100,

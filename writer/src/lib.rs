@@ -77,7 +77,7 @@ impl Default for WriterSettings {
         Self {
             initial_backoff_ms: 100,
             max_backoff_ms: 5_000,
-            batch_size: 256,
+            batch_size: 512,
             concurrency: 4,
             max_deliveries: 10,
             depth_interval_ms: 5_000,
