@@ -117,6 +117,9 @@ if [[ $deployment != embedded ]]; then
 fi
 echo "bench: $deployment, $messages messages, concurrency $concurrency; logs and figures in $out"
 client=$(realpath "${PM_CLIENT_BIN:-$pm}")
-"$client" bench --url "${urls[0]}" "${also[@]}" --genesis-key "$out/genesis.key" \
-  --messages "$messages" --concurrency "$concurrency" --ceilings --json "$out/bench.json" "${watch[@]}" |
+# The client shares the cores too, so it watches itself: exec gives it the
+# subshell's pid.
+(exec "$client" bench --url "${urls[0]}" "${also[@]}" --genesis-key "$out/genesis.key" \
+  --messages "$messages" --concurrency "$concurrency" --ceilings --json "$out/bench.json" "${watch[@]}" \
+  --watch-pid "$BASHPID") |
   tee "$out/bench.txt"
