@@ -57,10 +57,17 @@ ensure_dockerd() {
   [[ $EUID -eq 0 ]] || die "no docker daemon answers and we are not root to start one"
   local log="$PM_IMAGES_DIR/logs/dockerd.log" pidfile="$PM_IMAGES_DIR/dockerd.pid"
   local timeout=${PM_DOCKERD_TIMEOUT:-60} deadline pid
-  if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  # The pid file may outlive its daemon, and the kernel reuses pids: only a
+  # live process named dockerd counts as one starting.
+  if [[ -f $pidfile ]] && [[ $(cat "/proc/$(cat "$pidfile")/comm" 2>/dev/null) == dockerd ]]; then
     note "dockerd (pid $(cat "$pidfile")) is starting; waiting for it"
   else
     note "starting dockerd (log: $log)"
+    # A daemon that died without cleaning up leaves its own pid file, and
+    # dockerd refuses to start while that file exists.
+    if [[ -f /var/run/docker.pid ]] && [[ $(cat "/proc/$(cat /var/run/docker.pid)/comm" 2>/dev/null) != dockerd ]]; then
+      rm -f /var/run/docker.pid
+    fi
     [[ -s $log ]] && mv -f "$log" "$log.1"
     setsid dockerd </dev/null >"$log" 2>&1 &
     pid=$!
