@@ -12,9 +12,9 @@
 # The distributed runs use the servers scripts/services.sh started (same
 # environment: PM_RABBITMQ_PORT, PM_ES_PORT, PM_HBASE_THRIFT_PORT) under a
 # fresh prefix; its tables, indices and queues stay behind on those servers
-# (their memstores stay in HBase's heap: after some 50 runs HBase took
-# a third to a half more CPU per envelope; stop the servers and delete PM_SERVICES_DIR's
-# data to start afresh, which is how runs compare).
+# (their memstores stay in HBase's heap: after some 50 runs HBase took a
+# third to a half more CPU per envelope; stop the servers and delete
+# PM_SERVICES_DIR's data to start afresh, which is how runs compare).
 # PM_BIN names the pm binary (default: a release build made here);
 # PM_CLIENT_BIN, if set, runs `pm bench` itself, so that two builds of the
 # node can be compared by one load client (its report has CPU per envelope).
