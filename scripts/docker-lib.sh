@@ -48,6 +48,10 @@ ensure_packages() { # pkg...
 
 docker_ok() { timeout 20 docker info >/dev/null 2>&1; }
 
+# True when pid file $1 names a live dockerd. Such a file may outlive its
+# daemon, and the kernel reuses pids, so a live pid alone proves nothing.
+names_dockerd() { [[ -f $1 && $(cat "/proc/$(cat "$1")/comm" 2>/dev/null) == dockerd ]]; }
+
 # A daemon that answers `docker info`; started (as root) when none does.
 ensure_dockerd() {
   if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
@@ -57,17 +61,13 @@ ensure_dockerd() {
   [[ $EUID -eq 0 ]] || die "no docker daemon answers and we are not root to start one"
   local log="$PM_IMAGES_DIR/logs/dockerd.log" pidfile="$PM_IMAGES_DIR/dockerd.pid"
   local timeout=${PM_DOCKERD_TIMEOUT:-60} deadline pid
-  # The pid file may outlive its daemon, and the kernel reuses pids: only a
-  # live process named dockerd counts as one starting.
-  if [[ -f $pidfile ]] && [[ $(cat "/proc/$(cat "$pidfile")/comm" 2>/dev/null) == dockerd ]]; then
+  if names_dockerd "$pidfile"; then
     note "dockerd (pid $(cat "$pidfile")) is starting; waiting for it"
   else
     note "starting dockerd (log: $log)"
     # A daemon that died without cleaning up leaves its own pid file, and
     # dockerd refuses to start while that file exists.
-    if [[ -f /var/run/docker.pid ]] && [[ $(cat "/proc/$(cat /var/run/docker.pid)/comm" 2>/dev/null) != dockerd ]]; then
-      rm -f /var/run/docker.pid
-    fi
+    names_dockerd /var/run/docker.pid || rm -f /var/run/docker.pid
     [[ -s $log ]] && mv -f "$log" "$log.1"
     setsid dockerd </dev/null >"$log" 2>&1 &
     pid=$!
