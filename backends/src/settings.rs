@@ -110,7 +110,7 @@ impl Default for RabbitMqSettings {
             url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
             prefix: String::new(),
             queue_type: QueueKind::Quorum,
-            prefetch: 2048,
+            prefetch: 4096,
             delivery_limit: 20,
             publish_timeout_ms: 5_000,
             reconnect_initial_ms: 100,

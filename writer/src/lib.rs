@@ -63,7 +63,10 @@ pub struct WriterSettings {
     pub max_backoff_ms: u64,
     /// Deliveries written together, at most.
     pub batch_size: usize,
-    /// Batches written at once, at most.
+    /// Batches written at once, at most. Each waits for an Elasticsearch
+    /// refresh, so the defaults (8 × 512) match `rabbitmq.prefetch` (4,096):
+    /// with 4 × 512 the distributed deployment stored 1,123 envelopes a
+    /// second while accepting 2,227; with 8 × 512, 1,849 while accepting 2,164.
     pub concurrency: usize,
     /// A delivery handed out more often than this without being written is
     /// dead-lettered with the reason, rather than tried for ever.
@@ -78,7 +81,7 @@ impl Default for WriterSettings {
             initial_backoff_ms: 100,
             max_backoff_ms: 5_000,
             batch_size: 512,
-            concurrency: 4,
+            concurrency: 8,
             max_deliveries: 10,
             depth_interval_ms: 5_000,
         }
