@@ -3,6 +3,7 @@
 //! closed loop of `concurrency` workers over keep-alive HTTP.
 
 use super::gateway::{request_body, Gateway, MESSAGE_BY_HASH};
+use super::memory::MemoryWatch;
 use super::report::{latency_histogram, per_second, IngestFigures, Latency, Throughput};
 use super::setup::{sign_assertions, signed_timestamp, Cast, SignedEnvelope};
 use super::BenchError;
@@ -138,6 +139,9 @@ pub struct Ingested {
     /// Signing before the first send.
     pub first_signing: Duration,
     pub request_bytes: usize,
+    /// The watched processes' CPU time at the first send (signing the
+    /// first round is the client's own work, done while the node idles).
+    pub cpu_at_first_send: Vec<Option<f64>>,
 }
 
 /// Signs and sends `messages` assertions, then waits until every accepted
@@ -150,6 +154,7 @@ pub async fn ingest(
     messages: usize,
     concurrency: usize,
     progress: &ProgressBar,
+    memory: &MemoryWatch,
 ) -> Result<Ingested, BenchError> {
     let mut accepted: Vec<String> = Vec::with_capacity(messages);
     let mut refused: BTreeMap<String, u64> = BTreeMap::new();
@@ -157,6 +162,7 @@ pub async fn ingest(
     let (mut sending, mut paused, mut first_signing) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut sent, mut rounds, mut request_bytes) = (0usize, 0u32, 0usize);
     let mut first_send: Option<Instant> = None;
+    let mut cpu_at_first_send = Vec::new();
     while sent < messages {
         let signing_began = Instant::now();
         let t = signed_timestamp(gateway).await?;
@@ -172,6 +178,7 @@ pub async fn ingest(
             first_signing = signing_began.elapsed();
             request_bytes = envelopes.iter().map(|e| e.body.len()).sum::<usize>() / envelopes.len().max(1);
             progress.set_message("ingest: sending");
+            cpu_at_first_send = memory.cpu_now();
             first_send = Some(Instant::now());
         } else {
             paused += signing_began.elapsed();
@@ -215,7 +222,7 @@ pub async fn ingest(
         timestamp_refreshes: rounds.saturating_sub(1),
         paused_seconds: paused.as_secs_f64(),
     };
-    Ok(Ingested { figures, accepted, first_signing, request_bytes })
+    Ok(Ingested { figures, accepted, first_signing, request_bytes, cpu_at_first_send })
 }
 
 /// Polls `messageByHash` until every hash is readable or [`STORED_TIMEOUT`]

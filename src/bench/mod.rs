@@ -81,9 +81,8 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, BenchError> {
 
     let progress = bar(options.messages, "ingest: signing");
     let calls_before_ingest = calls.scrape().await;
-    let cpu_before_ingest = memory.cpu_now();
-    let ingested = load::ingest(&gateway, cast.clone(), options.messages, concurrency, &progress).await?;
-    memory.ingest_ended(&cpu_before_ingest);
+    let ingested = load::ingest(&gateway, cast.clone(), options.messages, concurrency, &progress, &memory).await?;
+    memory.ingest_ended(&ingested.cpu_at_first_send);
     let backend_calls = match (calls_before_ingest, calls.scrape().await) {
         (Some(before), Some(after)) => calls::per_envelope(&before, &after, ingested.figures.stored),
         _ => Vec::new(),
